@@ -1,0 +1,114 @@
+//! `bboard`: the command-line entry point of the bulletin board.
+//!
+//! Thin glue over the library crates: argument parsing (clap), files, and messages
+//! for people. Every failure is reported with context and a non-zero exit code.
+
+mod demo;
+mod keys;
+
+use std::path::PathBuf;
+
+use anyhow::{Context, Result};
+use bboard_core::checkpoint::{CosignaturePolicy, NoteVerifier};
+use bboard_core::receipt::Receipt;
+use clap::{Parser, Subcommand};
+
+#[derive(Parser)]
+#[command(
+    name = "bboard",
+    version,
+    about = "Public, append-only bulletin board for elections"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Runs the end-to-end demonstration of what bboard can do today.
+    Demo(demo::DemoArgs),
+    /// Generates an Ed25519 key pair for a node, trustee, terminal or authority.
+    Keygen(keys::KeygenArgs),
+    /// Prints the public key and verifier key of a private key file.
+    KeyInfo(keys::KeyInfoArgs),
+    /// Checks a receipt offline against trusted node keys.
+    VerifyReceipt(VerifyReceiptArgs),
+}
+
+#[derive(clap::Args)]
+struct VerifyReceiptArgs {
+    /// Receipt file (JSON) as written by `bboard demo` or a terminal.
+    #[arg(long)]
+    receipt: PathBuf,
+    /// File with one trusted node verifier key (`name+keyid+base64`) per line.
+    #[arg(long)]
+    keys: PathBuf,
+    /// Origin (board name) the checkpoint must carry.
+    #[arg(long)]
+    origin: String,
+    /// Signatures required (k of n); default: a majority of the keys.
+    #[arg(long)]
+    threshold: Option<usize>,
+}
+
+fn main() -> std::process::ExitCode {
+    match run(Cli::parse()) {
+        Ok(()) => std::process::ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            std::process::ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command {
+        Command::Demo(args) => demo::run(args),
+        Command::Keygen(args) => keys::run_keygen(args),
+        Command::KeyInfo(args) => keys::run_key_info(args),
+        Command::VerifyReceipt(args) => verify_receipt(args),
+    }
+}
+
+/// Reads trusted verifier keys, one per line; blank lines and `#` comments are skipped.
+pub(crate) fn read_verifier_keys(path: &std::path::Path) -> Result<Vec<NoteVerifier>> {
+    let text = std::fs::read_to_string(path)
+        .with_context(|| format!("reading trusted keys from {}", path.display()))?;
+    text.lines()
+        .map(str::trim)
+        .filter(|line| !line.is_empty() && !line.starts_with('#'))
+        .enumerate()
+        .map(|(i, line)| {
+            NoteVerifier::parse(line).with_context(|| format!("{} key {}", path.display(), i + 1))
+        })
+        .collect()
+}
+
+fn verify_receipt(args: VerifyReceiptArgs) -> Result<()> {
+    let text = std::fs::read_to_string(&args.receipt)
+        .with_context(|| format!("reading receipt {}", args.receipt.display()))?;
+    let receipt: Receipt = serde_json::from_str(&text)
+        .with_context(|| format!("parsing receipt {}", args.receipt.display()))?;
+    let keys = read_verifier_keys(&args.keys)?;
+    let policy = match args.threshold {
+        Some(k) => CosignaturePolicy::new(&args.origin, keys, k),
+        None => CosignaturePolicy::majority(&args.origin, keys),
+    }
+    .context("building the cosignature policy")?;
+    let verified = receipt
+        .verify(&policy)
+        .with_context(|| format!("receipt {} is NOT valid", args.receipt.display()))?;
+    println!(
+        "receipt OK: entry {} (envelope {}) is in the board {} of size {} with root {}, signed by {} of {} trusted nodes ({})",
+        verified.leaf_index.0,
+        verified.leaf.envelope.id(),
+        verified.checkpoint.checkpoint.origin,
+        verified.checkpoint.checkpoint.size.0,
+        verified.checkpoint.checkpoint.root,
+        verified.checkpoint.signers.len(),
+        policy.keys().len(),
+        verified.checkpoint.signers.join(", ")
+    );
+    Ok(())
+}

@@ -1,0 +1,806 @@
+//! The board's rules: which entries are admitted, in which order, with which effects.
+//!
+//! This is the deterministic part of the state machine. A node (or an auditor replaying
+//! the board) gives it read access to the board state through [`BoardView`] and feeds
+//! it the leaves of one Raft batch in order; for each leaf it gets an [`Outcome`] and
+//! the state changes to persist. Nothing here does I/O, so every node that applies the
+//! same leaves to the same state reaches the same decisions, and so does an auditor.
+//!
+//! Rules enforced here:
+//! - leaf 0 is a `BoardGenesis` for the configured origin, signed by one of the
+//!   authority keys it names; no other genesis is ever accepted;
+//! - every other entry is signed by a key that is registered and not revoked (genesis
+//!   authorities are registered by the genesis itself), whose role may post that kind
+//!   of entry, in its election scope;
+//! - `RegisterKey` / `RevokeKey` are signed by an authority; a revoked key never comes
+//!   back; a key is registered once;
+//! - an envelope whose content address is already on the board is a duplicate and
+//!   does not get a second leaf.
+//!
+//! Phase and ballot-proof rules of elections are layered on top by the election
+//! protocol (issue #5).
+
+use std::collections::HashMap;
+
+use crate::envelope::{EnvelopeId, PUBLIC_KEY_LEN};
+use crate::leaf::{decode_leaf, LeafRecord};
+use crate::pb::{self, entry_body::Kind, Role};
+
+/// A 32-byte Ed25519 public key as stored in the registry.
+pub type PublicKeyBytes = [u8; PUBLIC_KEY_LEN];
+
+/// What a registered key may do.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct KeyGrant {
+    /// Role (`pb::Role` as i32).
+    pub role: i32,
+    /// Election the key is scoped to; empty = every election on the board.
+    pub election_id: String,
+    /// Precinct the key is scoped to (terminals, commissions); empty = none.
+    pub precinct_id: String,
+    /// Human label.
+    pub label: String,
+    /// Index of the leaf that registered the key.
+    pub registered_at: u64,
+    /// Index of the leaf that revoked it, if revoked.
+    pub revoked_at: Option<u64>,
+}
+
+impl KeyGrant {
+    /// The role as the protobuf enum (unknown values map to `Unspecified`).
+    pub fn role(&self) -> Role {
+        Role::try_from(self.role).unwrap_or(Role::Unspecified)
+    }
+
+    /// Whether the key is still allowed to sign.
+    pub fn is_active(&self) -> bool {
+        self.revoked_at.is_none()
+    }
+}
+
+/// Read access to the state of the board before the current batch.
+pub trait BoardView {
+    /// Error of the underlying store.
+    type Error;
+    /// Number of leaves on the board.
+    fn size(&self) -> Result<u64, Self::Error>;
+    /// The configured origin of this board.
+    fn origin(&self) -> &str;
+    /// The registry entry of a key, if it was ever registered.
+    fn key(&self, key: &PublicKeyBytes) -> Result<Option<KeyGrant>, Self::Error>;
+    /// Index of the leaf holding the envelope with this content address.
+    fn find_envelope(&self, id: &EnvelopeId) -> Result<Option<u64>, Self::Error>;
+}
+
+/// Why an entry was not admitted, as a gRPC-like code plus a message for people.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub struct Rejection {
+    /// Category of the problem.
+    pub code: RejectCode,
+    /// Precise explanation.
+    pub message: String,
+}
+
+/// Category of a rejection; maps one-to-one onto gRPC status codes.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum RejectCode {
+    /// The bytes are malformed or the signature is wrong (`INVALID_ARGUMENT`).
+    InvalidArgument,
+    /// The signer is not allowed to post this (`PERMISSION_DENIED`).
+    PermissionDenied,
+    /// The entry does not fit the board's state (`FAILED_PRECONDITION`).
+    FailedPrecondition,
+}
+
+impl RejectCode {
+    /// The google.rpc.Code number.
+    pub fn grpc_code(self) -> i32 {
+        match self {
+            RejectCode::InvalidArgument => 3,
+            RejectCode::PermissionDenied => 7,
+            RejectCode::FailedPrecondition => 9,
+        }
+    }
+}
+
+impl std::fmt::Display for Rejection {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{:?}: {}", self.code, self.message)
+    }
+}
+
+fn reject(code: RejectCode, message: impl Into<String>) -> Rejection {
+    Rejection {
+        code,
+        message: message.into(),
+    }
+}
+
+/// A state change to persist together with an admitted leaf.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Effect {
+    /// Record (or update) a key's registry entry.
+    PutKey(PublicKeyBytes, KeyGrant),
+}
+
+/// What happened to one leaf of a batch.
+#[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
+pub enum Outcome {
+    /// Added to the tree at `index`.
+    Appended {
+        /// Leaf index.
+        index: u64,
+    },
+    /// The same envelope is already on the board at `index`; nothing was added.
+    Duplicate {
+        /// Index of the original leaf.
+        index: u64,
+    },
+    /// Not added.
+    Rejected(Rejection),
+}
+
+/// An admitted leaf with what to persist for it.
+#[derive(Clone, Debug)]
+pub struct Admitted {
+    /// Its index.
+    pub index: u64,
+    /// Its bytes, verbatim.
+    pub leaf_data: Vec<u8>,
+    /// Content address of its envelope.
+    pub envelope_id: EnvelopeId,
+    /// Registry changes.
+    pub effects: Vec<Effect>,
+}
+
+/// Which roles may post which kinds of entries.
+fn role_may_post(role: Role, kind: &Kind) -> bool {
+    match kind {
+        Kind::Genesis(_) => false,
+        Kind::RegisterKey(_)
+        | Kind::RevokeKey(_)
+        | Kind::Manifest(_)
+        | Kind::PhaseChange(_)
+        | Kind::JointKey(_)
+        | Kind::Result(_) => role == Role::Authority,
+        Kind::DkgCommitment(_) | Kind::DkgSecretShare(_) | Kind::DecryptionShare(_) => {
+            role == Role::Trustee
+        }
+        Kind::Ballot(_) | Kind::SpoiledBallot(_) => role == Role::Terminal,
+        Kind::PrecinctProtocol(_) => role == Role::PrecinctCommission,
+        Kind::CheckpointCosignatures(_) => role == Role::Node || role == Role::Authority,
+        Kind::Note(_) => role != Role::Unspecified,
+    }
+}
+
+fn kind_name(kind: &Kind) -> &'static str {
+    match kind {
+        Kind::Genesis(_) => "BoardGenesis",
+        Kind::RegisterKey(_) => "RegisterKey",
+        Kind::RevokeKey(_) => "RevokeKey",
+        Kind::Manifest(_) => "ElectionManifest",
+        Kind::PhaseChange(_) => "PhaseChange",
+        Kind::DkgCommitment(_) => "DkgCommitment",
+        Kind::DkgSecretShare(_) => "DkgSecretShare",
+        Kind::JointKey(_) => "JointKey",
+        Kind::Ballot(_) => "Ballot",
+        Kind::SpoiledBallot(_) => "SpoiledBallot",
+        Kind::PrecinctProtocol(_) => "PrecinctProtocol",
+        Kind::DecryptionShare(_) => "DecryptionShare",
+        Kind::Result(_) => "ElectionResult",
+        Kind::CheckpointCosignatures(_) => "CheckpointCosignatures",
+        Kind::Note(_) => "Note",
+    }
+}
+
+/// Applies the leaves of one batch, in order, on top of a [`BoardView`]; later leaves
+/// of the batch see the effects of earlier ones.
+pub struct BatchApplier<'v, V: BoardView> {
+    base: &'v V,
+    next_index: u64,
+    keys: HashMap<PublicKeyBytes, KeyGrant>,
+    envelopes: HashMap<EnvelopeId, u64>,
+    admitted: Vec<Admitted>,
+}
+
+impl<'v, V: BoardView> BatchApplier<'v, V> {
+    /// Starts a batch on top of `base`.
+    pub fn new(base: &'v V) -> Result<Self, V::Error> {
+        Ok(BatchApplier {
+            next_index: base.size()?,
+            base,
+            keys: HashMap::new(),
+            envelopes: HashMap::new(),
+            admitted: Vec::new(),
+        })
+    }
+
+    /// Size of the board including the leaves admitted so far in this batch.
+    pub fn size(&self) -> u64 {
+        self.next_index
+    }
+
+    fn key(&self, key: &PublicKeyBytes) -> Result<Option<KeyGrant>, V::Error> {
+        match self.keys.get(key) {
+            Some(grant) => Ok(Some(grant.clone())),
+            None => self.base.key(key),
+        }
+    }
+
+    /// Index of an envelope admitted before (in this batch or earlier).
+    pub fn find_envelope(&self, id: &EnvelopeId) -> Result<Option<u64>, V::Error> {
+        match self.envelopes.get(id) {
+            Some(index) => Ok(Some(*index)),
+            None => self.base.find_envelope(id),
+        }
+    }
+
+    /// Decides about one leaf. Decoding and signature checks happen here too; a node
+    /// that already checked them in parallel may call [`Self::apply_checked`].
+    pub fn apply(&mut self, leaf_data: &[u8]) -> Result<Outcome, V::Error> {
+        match decode_leaf(leaf_data) {
+            Ok(record) => self.apply_checked(leaf_data, &record),
+            Err(e) => Ok(Outcome::Rejected(reject(
+                RejectCode::InvalidArgument,
+                e.to_string(),
+            ))),
+        }
+    }
+
+    /// Decides about one leaf whose bytes decode to `record` (signature verified).
+    pub fn apply_checked(
+        &mut self,
+        leaf_data: &[u8],
+        record: &LeafRecord,
+    ) -> Result<Outcome, V::Error> {
+        let envelope_id = record.envelope.id();
+        if let Some(index) = self.find_envelope(&envelope_id)? {
+            return Ok(Outcome::Duplicate { index });
+        }
+        let effects = match self.check(record)? {
+            Ok(effects) => effects,
+            Err(rejection) => return Ok(Outcome::Rejected(rejection)),
+        };
+        let index = self.next_index;
+        self.next_index += 1;
+        for effect in &effects {
+            let Effect::PutKey(key, grant) = effect;
+            self.keys.insert(*key, grant.clone());
+        }
+        self.envelopes.insert(envelope_id, index);
+        self.admitted.push(Admitted {
+            index,
+            leaf_data: leaf_data.to_vec(),
+            envelope_id,
+            effects,
+        });
+        Ok(Outcome::Appended { index })
+    }
+
+    /// The admitted leaves, in index order, with their effects.
+    pub fn finish(self) -> Vec<Admitted> {
+        self.admitted
+    }
+
+    /// Checks an entry that is not a duplicate against the rules; returns its effects.
+    /// Does not modify the batch, so the leader can use it to pre-check.
+    pub fn check(&self, record: &LeafRecord) -> Result<Result<Vec<Effect>, Rejection>, V::Error> {
+        let index = self.next_index;
+        let body = match record.envelope.body() {
+            Ok(body) => body,
+            Err(e) => return Ok(Err(reject(RejectCode::InvalidArgument, e.to_string()))),
+        };
+        let signer: PublicKeyBytes = *record.envelope.signer().as_bytes();
+        let Some(kind) = body.kind.as_ref() else {
+            return Ok(Err(reject(
+                RejectCode::InvalidArgument,
+                "entry has no kind",
+            )));
+        };
+
+        if index == 0 {
+            return Ok(self.check_genesis(&body, kind, signer));
+        }
+        if let Kind::Genesis(_) = kind {
+            return Ok(Err(reject(
+                RejectCode::FailedPrecondition,
+                format!("the board already has a genesis (size {index})"),
+            )));
+        }
+
+        let Some(grant) = self.key(&signer)? else {
+            return Ok(Err(reject(
+                RejectCode::PermissionDenied,
+                format!(
+                    "signer {} is not registered on this board",
+                    hex::encode(signer)
+                ),
+            )));
+        };
+        if let Some(revoked_at) = grant.revoked_at {
+            return Ok(Err(reject(
+                RejectCode::PermissionDenied,
+                format!(
+                    "signer {} was revoked by entry {revoked_at}",
+                    hex::encode(signer)
+                ),
+            )));
+        }
+        if !grant.election_id.is_empty() && grant.election_id != body.election_id {
+            return Ok(Err(reject(
+                RejectCode::PermissionDenied,
+                format!(
+                    "signer is registered for election {:?}, entry is for {:?}",
+                    grant.election_id, body.election_id
+                ),
+            )));
+        }
+        if !role_may_post(grant.role(), kind) {
+            return Ok(Err(reject(
+                RejectCode::PermissionDenied,
+                format!(
+                    "role {} may not post {} entries",
+                    grant.role().as_str_name(),
+                    kind_name(kind)
+                ),
+            )));
+        }
+
+        match kind {
+            Kind::RegisterKey(register) => self.check_register(&body, register, index),
+            Kind::RevokeKey(revoke) => self.check_revoke(revoke, index),
+            _ => Ok(Ok(Vec::new())),
+        }
+    }
+
+    fn check_genesis(
+        &self,
+        body: &pb::EntryBody,
+        kind: &Kind,
+        signer: PublicKeyBytes,
+    ) -> Result<Vec<Effect>, Rejection> {
+        let Kind::Genesis(genesis) = kind else {
+            return Err(reject(
+                RejectCode::FailedPrecondition,
+                format!(
+                    "the board is empty: its first entry must be a BoardGenesis, not {}",
+                    kind_name(kind)
+                ),
+            ));
+        };
+        if genesis.origin != self.base.origin() {
+            return Err(reject(
+                RejectCode::FailedPrecondition,
+                format!(
+                    "genesis origin {:?} is not this board's origin {:?}",
+                    genesis.origin,
+                    self.base.origin()
+                ),
+            ));
+        }
+        if !body.election_id.is_empty() {
+            return Err(reject(
+                RejectCode::InvalidArgument,
+                "a genesis is board-level: election_id must be empty",
+            ));
+        }
+        if genesis.authority_keys.is_empty() {
+            return Err(reject(
+                RejectCode::InvalidArgument,
+                "genesis names no authority key",
+            ));
+        }
+        let mut effects = Vec::new();
+        for key in &genesis.authority_keys {
+            let parsed = crate::envelope::parse_public_key(key)
+                .map_err(|e| reject(RejectCode::InvalidArgument, format!("authority key: {e}")))?;
+            let bytes = *parsed.as_bytes();
+            if effects
+                .iter()
+                .any(|Effect::PutKey(existing, _)| *existing == bytes)
+            {
+                return Err(reject(
+                    RejectCode::InvalidArgument,
+                    "genesis names an authority key twice",
+                ));
+            }
+            effects.push(Effect::PutKey(
+                bytes,
+                KeyGrant {
+                    role: Role::Authority as i32,
+                    election_id: String::new(),
+                    precinct_id: String::new(),
+                    label: "genesis authority".into(),
+                    registered_at: 0,
+                    revoked_at: None,
+                },
+            ));
+        }
+        if !effects.iter().any(|Effect::PutKey(key, _)| *key == signer) {
+            return Err(reject(
+                RejectCode::PermissionDenied,
+                "genesis must be signed by one of the authority keys it names",
+            ));
+        }
+        Ok(effects)
+    }
+
+    fn check_register(
+        &self,
+        body: &pb::EntryBody,
+        register: &pb::RegisterKey,
+        index: u64,
+    ) -> Result<Result<Vec<Effect>, Rejection>, V::Error> {
+        let key = match crate::envelope::parse_public_key(&register.public_key) {
+            Ok(key) => *key.as_bytes(),
+            Err(e) => return Ok(Err(reject(RejectCode::InvalidArgument, e.to_string()))),
+        };
+        let role = match Role::try_from(register.role) {
+            Ok(Role::Unspecified) | Err(_) => {
+                return Ok(Err(reject(
+                    RejectCode::InvalidArgument,
+                    format!("invalid role {}", register.role),
+                )))
+            }
+            Ok(role) => role,
+        };
+        let needs_precinct = matches!(role, Role::Terminal | Role::PrecinctCommission);
+        if needs_precinct && register.precinct_id.is_empty() {
+            return Ok(Err(reject(
+                RejectCode::InvalidArgument,
+                format!("a {} key must be scoped to a precinct", role.as_str_name()),
+            )));
+        }
+        if let Some(existing) = self.key(&key)? {
+            let message = match existing.revoked_at {
+                Some(at) => format!("key was revoked by entry {at} and cannot be registered again"),
+                None => format!(
+                    "key is already registered (entry {})",
+                    existing.registered_at
+                ),
+            };
+            return Ok(Err(reject(RejectCode::FailedPrecondition, message)));
+        }
+        Ok(Ok(vec![Effect::PutKey(
+            key,
+            KeyGrant {
+                role: role as i32,
+                election_id: body.election_id.clone(),
+                precinct_id: register.precinct_id.clone(),
+                label: register.label.clone(),
+                registered_at: index,
+                revoked_at: None,
+            },
+        )]))
+    }
+
+    fn check_revoke(
+        &self,
+        revoke: &pb::RevokeKey,
+        index: u64,
+    ) -> Result<Result<Vec<Effect>, Rejection>, V::Error> {
+        let key: PublicKeyBytes = match revoke.public_key.as_slice().try_into() {
+            Ok(key) => key,
+            Err(_) => {
+                return Ok(Err(reject(
+                    RejectCode::InvalidArgument,
+                    "public key must be 32 bytes",
+                )))
+            }
+        };
+        match self.key(&key)? {
+            None => Ok(Err(reject(
+                RejectCode::FailedPrecondition,
+                "cannot revoke a key that is not registered",
+            ))),
+            Some(grant) if grant.revoked_at.is_some() => Ok(Err(reject(
+                RejectCode::FailedPrecondition,
+                "key is already revoked",
+            ))),
+            Some(mut grant) => {
+                grant.revoked_at = Some(index);
+                Ok(Ok(vec![Effect::PutKey(key, grant)]))
+            }
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::envelope::SignedEnvelope;
+    use crate::leaf::encode_leaf;
+    use ed25519_dalek::SigningKey;
+    use std::collections::HashMap;
+
+    const ORIGIN: &str = "test.board";
+
+    /// An in-memory board state, as a node's store would hold it.
+    #[derive(Default)]
+    struct MemoryBoard {
+        leaves: Vec<Vec<u8>>,
+        keys: HashMap<PublicKeyBytes, KeyGrant>,
+        envelopes: HashMap<EnvelopeId, u64>,
+    }
+
+    impl BoardView for MemoryBoard {
+        type Error = std::convert::Infallible;
+        fn size(&self) -> Result<u64, Self::Error> {
+            Ok(self.leaves.len() as u64)
+        }
+        fn origin(&self) -> &str {
+            ORIGIN
+        }
+        fn key(&self, key: &PublicKeyBytes) -> Result<Option<KeyGrant>, Self::Error> {
+            Ok(self.keys.get(key).cloned())
+        }
+        fn find_envelope(&self, id: &EnvelopeId) -> Result<Option<u64>, Self::Error> {
+            Ok(self.envelopes.get(id).copied())
+        }
+    }
+
+    impl MemoryBoard {
+        fn apply_batch(&mut self, leaves: &[Vec<u8>]) -> Vec<Outcome> {
+            let mut applier = BatchApplier::new(&*self).unwrap();
+            let outcomes = leaves.iter().map(|l| applier.apply(l).unwrap()).collect();
+            for admitted in applier.finish() {
+                assert_eq!(admitted.index, self.leaves.len() as u64);
+                for Effect::PutKey(key, grant) in admitted.effects {
+                    self.keys.insert(key, grant);
+                }
+                self.envelopes.insert(admitted.envelope_id, admitted.index);
+                self.leaves.push(admitted.leaf_data);
+            }
+            outcomes
+        }
+    }
+
+    fn key(seed: u8) -> SigningKey {
+        SigningKey::from_bytes(&[seed; 32])
+    }
+
+    fn leaf(signer: &SigningKey, election_id: &str, kind: Kind, ts: u64) -> Vec<u8> {
+        let body = pb::EntryBody {
+            election_id: election_id.into(),
+            created_unix_ms: ts,
+            kind: Some(kind),
+        };
+        encode_leaf(ts, &SignedEnvelope::sign_body(&body, signer))
+    }
+
+    fn genesis(authority: &SigningKey) -> Vec<u8> {
+        leaf(
+            authority,
+            "",
+            Kind::Genesis(pb::BoardGenesis {
+                origin: ORIGIN.into(),
+                authority_keys: vec![authority.verifying_key().as_bytes().to_vec()],
+                description: String::new(),
+            }),
+            1,
+        )
+    }
+
+    fn register(
+        authority: &SigningKey,
+        who: &SigningKey,
+        role: Role,
+        election: &str,
+        ts: u64,
+    ) -> Vec<u8> {
+        leaf(
+            authority,
+            election,
+            Kind::RegisterKey(pb::RegisterKey {
+                public_key: who.verifying_key().as_bytes().to_vec(),
+                role: role as i32,
+                precinct_id: "p1".into(),
+                label: String::new(),
+            }),
+            ts,
+        )
+    }
+
+    fn note(signer: &SigningKey, election: &str, ts: u64) -> Vec<u8> {
+        leaf(
+            signer,
+            election,
+            Kind::Note(pb::Note { text: "hi".into() }),
+            ts,
+        )
+    }
+
+    fn rejected_with(outcome: &Outcome, code: RejectCode) -> bool {
+        matches!(outcome, Outcome::Rejected(r) if r.code == code)
+    }
+
+    #[test]
+    fn first_entry_must_be_genesis_for_this_origin() {
+        let mut board = MemoryBoard::default();
+        let authority = key(1);
+        let out = board.apply_batch(&[note(&authority, "", 1)]);
+        assert!(rejected_with(&out[0], RejectCode::FailedPrecondition));
+        let wrong_origin = leaf(
+            &authority,
+            "",
+            Kind::Genesis(pb::BoardGenesis {
+                origin: "other".into(),
+                authority_keys: vec![authority.verifying_key().as_bytes().to_vec()],
+                description: String::new(),
+            }),
+            1,
+        );
+        assert!(rejected_with(
+            &board.apply_batch(&[wrong_origin])[0],
+            RejectCode::FailedPrecondition
+        ));
+        assert_eq!(
+            board.apply_batch(&[genesis(&authority)]),
+            vec![Outcome::Appended { index: 0 }]
+        );
+        // No second genesis.
+        let again = board.apply_batch(&[genesis(&key(2))]);
+        assert!(rejected_with(&again[0], RejectCode::FailedPrecondition));
+    }
+
+    #[test]
+    fn genesis_signed_by_outsider_is_rejected() {
+        let mut board = MemoryBoard::default();
+        let leaf = leaf(
+            &key(9),
+            "",
+            Kind::Genesis(pb::BoardGenesis {
+                origin: ORIGIN.into(),
+                authority_keys: vec![key(1).verifying_key().as_bytes().to_vec()],
+                description: String::new(),
+            }),
+            1,
+        );
+        assert!(rejected_with(
+            &board.apply_batch(&[leaf])[0],
+            RejectCode::PermissionDenied
+        ));
+        assert_eq!(board.leaves.len(), 0);
+    }
+
+    #[test]
+    fn unregistered_and_revoked_signers_are_refused() {
+        let mut board = MemoryBoard::default();
+        let authority = key(1);
+        let terminal = key(2);
+        board.apply_batch(&[genesis(&authority)]);
+        assert!(rejected_with(
+            &board.apply_batch(&[note(&terminal, "e", 2)])[0],
+            RejectCode::PermissionDenied
+        ));
+
+        // Registered and used within one batch: later entries see earlier effects.
+        let out = board.apply_batch(&[
+            register(&authority, &terminal, Role::Terminal, "e", 3),
+            note(&terminal, "e", 4),
+        ]);
+        assert_eq!(
+            out,
+            vec![
+                Outcome::Appended { index: 1 },
+                Outcome::Appended { index: 2 }
+            ]
+        );
+
+        let revoke = leaf(
+            &authority,
+            "e",
+            Kind::RevokeKey(pb::RevokeKey {
+                public_key: terminal.verifying_key().as_bytes().to_vec(),
+                reason: "stolen".into(),
+            }),
+            5,
+        );
+        assert_eq!(
+            board.apply_batch(&[revoke]),
+            vec![Outcome::Appended { index: 3 }]
+        );
+        let out = board.apply_batch(&[note(&terminal, "e", 6)]);
+        assert!(
+            matches!(&out[0], Outcome::Rejected(r) if r.message.contains("revoked by entry 3"))
+        );
+        // A revoked key cannot be registered again.
+        let out = board.apply_batch(&[register(&authority, &terminal, Role::Terminal, "e", 7)]);
+        assert!(rejected_with(&out[0], RejectCode::FailedPrecondition));
+    }
+
+    #[test]
+    fn roles_and_election_scope_are_enforced() {
+        let mut board = MemoryBoard::default();
+        let authority = key(1);
+        let terminal = key(2);
+        board.apply_batch(&[
+            genesis(&authority),
+            register(&authority, &terminal, Role::Terminal, "e1", 2),
+        ]);
+        // A terminal may not register keys.
+        let out = board.apply_batch(&[register(&terminal, &key(3), Role::Terminal, "e1", 3)]);
+        assert!(rejected_with(&out[0], RejectCode::PermissionDenied));
+        // A terminal of e1 may not post into e2.
+        let out = board.apply_batch(&[note(&terminal, "e2", 4)]);
+        assert!(rejected_with(&out[0], RejectCode::PermissionDenied));
+    }
+
+    #[test]
+    fn duplicates_return_the_original_index_and_add_nothing() {
+        let mut board = MemoryBoard::default();
+        let authority = key(1);
+        board.apply_batch(&[genesis(&authority)]);
+        let entry = note(&authority, "", 2);
+        // Same envelope with another leaf timestamp is still the same entry.
+        let mut same_envelope_later = decode_leaf(&entry).unwrap();
+        same_envelope_later.timestamp_unix_ms += 1000;
+        let out = board.apply_batch(&[entry.clone(), same_envelope_later.encode()]);
+        assert_eq!(
+            out,
+            vec![
+                Outcome::Appended { index: 1 },
+                Outcome::Duplicate { index: 1 }
+            ]
+        );
+        assert_eq!(
+            board.apply_batch(&[entry]),
+            vec![Outcome::Duplicate { index: 1 }]
+        );
+        assert_eq!(board.leaves.len(), 2);
+    }
+
+    #[test]
+    fn garbage_leaves_are_rejected_not_panics() {
+        let mut board = MemoryBoard::default();
+        board.apply_batch(&[genesis(&key(1))]);
+        let out = board.apply_batch(&[vec![], vec![0xff; 10], b"\x12\x00".to_vec()]);
+        assert!(out
+            .iter()
+            .all(|o| rejected_with(o, RejectCode::InvalidArgument)));
+        assert_eq!(board.leaves.len(), 1);
+    }
+
+    #[test]
+    fn terminal_registration_needs_a_precinct() {
+        let mut board = MemoryBoard::default();
+        let authority = key(1);
+        board.apply_batch(&[genesis(&authority)]);
+        let no_precinct = leaf(
+            &authority,
+            "e",
+            Kind::RegisterKey(pb::RegisterKey {
+                public_key: key(5).verifying_key().as_bytes().to_vec(),
+                role: Role::Terminal as i32,
+                precinct_id: String::new(),
+                label: String::new(),
+            }),
+            2,
+        );
+        assert!(rejected_with(
+            &board.apply_batch(&[no_precinct])[0],
+            RejectCode::InvalidArgument
+        ));
+    }
+
+    #[test]
+    fn replaying_the_same_leaves_gives_the_same_state() {
+        let authority = key(1);
+        let leaves = vec![
+            genesis(&authority),
+            register(&authority, &key(2), Role::Terminal, "e", 2),
+            note(&key(2), "e", 3),
+            note(&key(3), "e", 4),
+            note(&key(2), "e", 3),
+        ];
+        let mut a = MemoryBoard::default();
+        let mut b = MemoryBoard::default();
+        let out_a = a.apply_batch(&leaves);
+        let out_b: Vec<Outcome> = leaves
+            .iter()
+            .flat_map(|l| b.apply_batch(std::slice::from_ref(l)))
+            .collect();
+        assert_eq!(out_a, out_b);
+        assert_eq!(a.leaves, b.leaves);
+    }
+}

@@ -1,0 +1,31 @@
+//! Pure logic of the bboard bulletin board: what is signed, what is stored, what is
+//! proven. No I/O, no async, no clocks: callers pass time in.
+//!
+//! - [`envelope`]: signed entries (`Envelope`), their domain-separated Ed25519
+//!   signatures checked with `verify_strict`, size limits and content addresses.
+//! - [`leaf`]: the bytes of a Merkle leaf (`Leaf { timestamp, envelope }`) and its hash.
+//! - [`checkpoint`]: C2SP tlog-checkpoint text, signed notes with one Ed25519
+//!   signature per node, key ids, verifier-key strings and the k-of-n cosignature policy.
+//! - [`board`]: the deterministic admission rules (genesis, registry, roles,
+//!   duplicates) every node applies to every batch.
+//! - [`receipt`]: what a submitter keeps, checkable offline with only the trusted
+//!   node keys.
+//!
+//! Everything that parses bytes from outside the process returns [`Error`] and never
+//! panics.
+
+#![forbid(unsafe_code)]
+
+pub mod board;
+pub mod checkpoint;
+pub mod envelope;
+mod error;
+pub mod leaf;
+pub mod receipt;
+
+pub use bboard_merkle as merkle;
+pub use bboard_proto::v1 as pb;
+pub use error::Error;
+
+/// Result type of this crate.
+pub type Result<T, E = Error> = std::result::Result<T, E>;

@@ -1,0 +1,27 @@
+//! Compiles `proto/bboard/v1/*.proto` without a system `protoc`: `protox` parses the
+//! files into a descriptor set, `tonic-prost-build` generates messages and services from
+//! it. The descriptor set is also written to OUT_DIR for gRPC reflection.
+
+use std::path::PathBuf;
+
+fn main() -> Result<(), Box<dyn std::error::Error>> {
+    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    let files = ["entry.proto", "board.proto", "raft.proto", "admin.proto"]
+        .map(|f| root.join("bboard/v1").join(f));
+    for file in &files {
+        println!("cargo:rerun-if-changed={}", file.display());
+    }
+
+    let descriptors = protox::compile(&files, [&root])?;
+    let out_dir = PathBuf::from(std::env::var("OUT_DIR")?);
+    std::fs::write(
+        out_dir.join("bboard_descriptor.bin"),
+        prost::Message::encode_to_vec(&descriptors),
+    )?;
+
+    tonic_prost_build::configure()
+        .build_server(true)
+        .build_client(true)
+        .compile_fds(descriptors)?;
+    Ok(())
+}
