@@ -1,0 +1,563 @@
+//! The board's persistent state in sled: leaves, Merkle node hashes, the content and
+//! leaf-hash indexes, the key registry, the node's own signed checkpoints, and the Raft
+//! bookkeeping of the state machine (last applied log id, membership).
+//!
+//! Everything lives in ONE sled tree with key prefixes, so applying a Raft entry is a
+//! single `apply_batch`: atomic even across a crash, and never half a batch. The
+//! Merkle tree's nodes are written through [`SledNodes`], an overlay that collects the
+//! nodes an append creates so they join the same batch.
+//!
+//! Key layout (all integers big-endian so that keys sort numerically):
+//!
+//! | prefix | key | value |
+//! |---|---|---|
+//! | `l` | leaf index u64 | leaf bytes, verbatim |
+//! | `n` | level u8, index u64 | 32-byte node hash (complete subtree) |
+//! | `e` | 32-byte envelope id | leaf index u64 |
+//! | `h` | 32-byte leaf hash | leaf index u64 |
+//! | `k` | 32-byte public key | MessagePack `KeyGrant` |
+//! | `c` | tree size u64 | this node's signed checkpoint note at that size |
+//! | `m` | name | metadata (size, last applied, membership, counters) |
+
+use std::collections::HashMap;
+
+use bboard_core::board::{Admitted, BoardView, Effect, KeyGrant, PublicKeyBytes};
+use bboard_core::checkpoint::{Checkpoint, NoteSigner, SignedCheckpoint};
+use bboard_core::envelope::EnvelopeId;
+use bboard_core::leaf::leaf_hash;
+use bboard_merkle::{Blake3Hasher, Hash, MerkleError, MerkleTree, NodeId, NodeStore, TreeSize};
+use serde::{de::DeserializeOwned, Serialize};
+
+/// Errors of the board store.
+#[derive(Debug, thiserror::Error)]
+pub enum StoreError {
+    /// sled failed.
+    #[error("sled: {0}")]
+    Sled(#[from] sled::Error),
+    /// A stored value does not decode.
+    #[error("corrupt store: {0}")]
+    Corrupt(String),
+    /// Merkle tree computation failed (usually a missing node: corruption).
+    #[error("merkle tree: {0}")]
+    Merkle(String),
+    /// The store's contents do not match what this node signed before.
+    #[error("integrity check failed: {0}")]
+    Integrity(String),
+    /// Signing a checkpoint failed.
+    #[error("checkpoint: {0}")]
+    Checkpoint(#[from] bboard_core::Error),
+}
+
+impl<E: std::fmt::Display> From<MerkleError<E>> for StoreError {
+    fn from(error: MerkleError<E>) -> Self {
+        StoreError::Merkle(error.to_string())
+    }
+}
+
+const META_SIZE: &[u8] = b"msize";
+const META_REJECTED: &[u8] = b"mrejected";
+/// Metadata key of the last applied log id (state machine).
+pub const META_LAST_APPLIED: &[u8] = b"mlast_applied";
+/// Metadata key of the last membership (state machine).
+pub const META_MEMBERSHIP: &[u8] = b"mmembership";
+const META_LATEST_CHECKPOINT: &[u8] = b"mcheckpoint";
+
+fn prefixed(prefix: u8, rest: &[u8]) -> Vec<u8> {
+    let mut key = Vec::with_capacity(1 + rest.len());
+    key.push(prefix);
+    key.extend_from_slice(rest);
+    key
+}
+
+fn leaf_key(index: u64) -> Vec<u8> {
+    prefixed(b'l', &index.to_be_bytes())
+}
+
+fn node_key(id: NodeId) -> Vec<u8> {
+    let mut key = vec![b'n', id.level];
+    key.extend_from_slice(&id.index.to_be_bytes());
+    key
+}
+
+fn checkpoint_key(size: u64) -> Vec<u8> {
+    prefixed(b'c', &size.to_be_bytes())
+}
+
+fn decode_u64(bytes: &[u8], what: &str) -> Result<u64, StoreError> {
+    let array: [u8; 8] = bytes
+        .try_into()
+        .map_err(|_| StoreError::Corrupt(format!("{what}: {} bytes, expected 8", bytes.len())))?;
+    Ok(u64::from_be_bytes(array))
+}
+
+/// Encodes a value with MessagePack (named fields).
+pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
+    rmp_serde::to_vec_named(value).map_err(|e| StoreError::Corrupt(format!("encode: {e}")))
+}
+
+/// Decodes a MessagePack value.
+pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, StoreError> {
+    rmp_serde::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+}
+
+/// Merkle node store over the board tree, with an overlay of nodes written by the
+/// current (not yet committed) batch.
+pub struct SledNodes<'a> {
+    tree: &'a sled::Tree,
+    pending: HashMap<NodeId, Hash>,
+}
+
+impl<'a> SledNodes<'a> {
+    fn new(tree: &'a sled::Tree) -> Self {
+        SledNodes {
+            tree,
+            pending: HashMap::new(),
+        }
+    }
+}
+
+impl NodeStore for SledNodes<'_> {
+    type Error = StoreError;
+
+    fn get(&self, id: NodeId) -> Result<Option<Hash>, StoreError> {
+        if let Some(hash) = self.pending.get(&id) {
+            return Ok(Some(*hash));
+        }
+        match self.tree.get(node_key(id))? {
+            None => Ok(None),
+            Some(bytes) => Hash::from_slice(&bytes)
+                .map(Some)
+                .map_err(|_| StoreError::Corrupt(format!("node {id} is not 32 bytes"))),
+        }
+    }
+
+    fn put_all(&mut self, nodes: &[(NodeId, Hash)]) -> Result<(), StoreError> {
+        self.pending.extend(nodes.iter().copied());
+        Ok(())
+    }
+}
+
+/// The board state of one node.
+#[derive(Clone)]
+pub struct BoardStore {
+    tree: sled::Tree,
+    origin: String,
+}
+
+impl BoardView for BoardStore {
+    type Error = StoreError;
+
+    fn size(&self) -> Result<u64, StoreError> {
+        match self.tree.get(META_SIZE)? {
+            None => Ok(0),
+            Some(bytes) => decode_u64(&bytes, "board size"),
+        }
+    }
+
+    fn origin(&self) -> &str {
+        &self.origin
+    }
+
+    fn key(&self, key: &PublicKeyBytes) -> Result<Option<KeyGrant>, StoreError> {
+        self.tree
+            .get(prefixed(b'k', key))?
+            .map(|bytes| decode(&bytes, "key grant"))
+            .transpose()
+    }
+
+    fn find_envelope(&self, id: &EnvelopeId) -> Result<Option<u64>, StoreError> {
+        self.tree
+            .get(prefixed(b'e', &id.0))?
+            .map(|bytes| decode_u64(&bytes, "envelope index"))
+            .transpose()
+    }
+}
+
+/// What applying one batch changed.
+#[derive(Debug)]
+pub struct AppliedBatch {
+    /// Board size after the batch.
+    pub size: u64,
+    /// Root after the batch.
+    pub root: Hash,
+    /// This node's signed checkpoint of the new size, if the size grew.
+    pub checkpoint: Option<SignedCheckpoint>,
+}
+
+impl BoardStore {
+    /// Opens (or creates) the board tree `name` in `db`.
+    pub fn open(db: &sled::Db, name: &str, origin: &str) -> Result<Self, StoreError> {
+        Ok(BoardStore {
+            tree: db.open_tree(name)?,
+            origin: origin.to_string(),
+        })
+    }
+
+    /// The sled tree (for metadata the state machine keeps next to the board).
+    pub fn tree(&self) -> &sled::Tree {
+        &self.tree
+    }
+
+    /// Leaf bytes at `index`.
+    pub fn leaf(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.tree.get(leaf_key(index))?.map(|v| v.to_vec()))
+    }
+
+    /// Index of the leaf with this leaf hash.
+    pub fn find_leaf_hash(&self, hash: &Hash) -> Result<Option<u64>, StoreError> {
+        self.tree
+            .get(prefixed(b'h', hash.as_bytes()))?
+            .map(|bytes| decode_u64(&bytes, "leaf hash index"))
+            .transpose()
+    }
+
+    /// Number of committed entries rejected by the rules (a correct leader proposes none).
+    pub fn rejected_count(&self) -> Result<u64, StoreError> {
+        match self.tree.get(META_REJECTED)? {
+            None => Ok(0),
+            Some(bytes) => decode_u64(&bytes, "rejected count"),
+        }
+    }
+
+    /// Runs `f` on the Merkle tree as of the stored size (read-only use).
+    pub fn with_merkle<T>(
+        &self,
+        f: impl FnOnce(&MerkleTree<Blake3Hasher, SledNodes<'_>>) -> Result<T, StoreError>,
+    ) -> Result<T, StoreError> {
+        let size = self.size()?;
+        let merkle = MerkleTree::open(Blake3Hasher, SledNodes::new(&self.tree), TreeSize(size))?;
+        f(&merkle)
+    }
+
+    /// Root of the tree of `size` leaves (any size up to the current one).
+    pub fn root_at(&self, size: u64) -> Result<Hash, StoreError> {
+        self.with_merkle(|m| Ok(m.root_at(TreeSize(size))?))
+    }
+
+    /// This node's own signed checkpoint at `size`, if it signed one.
+    pub fn own_checkpoint(&self, size: u64) -> Result<Option<SignedCheckpoint>, StoreError> {
+        self.tree
+            .get(checkpoint_key(size))?
+            .map(|bytes| {
+                let note = std::str::from_utf8(&bytes)
+                    .map_err(|_| StoreError::Corrupt("checkpoint note is not UTF-8".into()))?;
+                Ok(SignedCheckpoint::parse(note)?)
+            })
+            .transpose()
+    }
+
+    /// This node's latest signed checkpoint.
+    pub fn latest_own_checkpoint(&self) -> Result<Option<SignedCheckpoint>, StoreError> {
+        match self.tree.get(META_LATEST_CHECKPOINT)? {
+            None => Ok(None),
+            Some(bytes) => self.own_checkpoint(decode_u64(&bytes, "latest checkpoint size")?),
+        }
+    }
+
+    /// Persists the admitted leaves of one batch with their effects, the Merkle nodes,
+    /// the rejection count, extra metadata, and this node's signed checkpoint of the new
+    /// size — all in one atomic sled batch. Refuses to sign a checkpoint inconsistent
+    /// with the one it signed before.
+    pub fn commit_batch(
+        &self,
+        admitted: &[Admitted],
+        rejected: u64,
+        extra_meta: &[(&[u8], Vec<u8>)],
+        signer: Option<&NoteSigner>,
+    ) -> Result<AppliedBatch, StoreError> {
+        let size = self.size()?;
+        let mut batch = sled::Batch::default();
+        let mut merkle =
+            MerkleTree::open(Blake3Hasher, SledNodes::new(&self.tree), TreeSize(size))?;
+        for (offset, leaf) in admitted.iter().enumerate() {
+            let expected = size + offset as u64;
+            if leaf.index != expected {
+                return Err(StoreError::Integrity(format!(
+                    "admitted leaf has index {}, the board expects {expected}",
+                    leaf.index
+                )));
+            }
+            let hash = leaf_hash(&leaf.leaf_data);
+            merkle.append(hash)?;
+            batch.insert(leaf_key(leaf.index), leaf.leaf_data.as_slice());
+            batch.insert(
+                prefixed(b'e', &leaf.envelope_id.0),
+                &leaf.index.to_be_bytes(),
+            );
+            batch.insert(prefixed(b'h', hash.as_bytes()), &leaf.index.to_be_bytes());
+            for effect in &leaf.effects {
+                let Effect::PutKey(key, grant) = effect;
+                batch.insert(prefixed(b'k', key), encode(grant)?);
+            }
+        }
+        let new_size = merkle.size().0;
+        let root = merkle.root()?;
+        let previous = self.latest_own_checkpoint()?;
+        let checkpoint = match signer {
+            Some(signer) if new_size > size || previous.is_none() => {
+                // Self-defence: never sign a history that does not extend what this
+                // node signed before.
+                if let Some(previous) = &previous {
+                    let previous = previous.checkpoint();
+                    if previous.size.0 > new_size {
+                        return Err(StoreError::Integrity(format!(
+                            "refusing to sign size {new_size}: this node already signed size {}",
+                            previous.size.0
+                        )));
+                    }
+                    let root_then = merkle.root_at(previous.size)?;
+                    if root_then != previous.root {
+                        return Err(StoreError::Integrity(format!(
+                            "refusing to sign: this node signed root {} at size {}, the board now has root {root_then} there",
+                            previous.root, previous.size.0
+                        )));
+                    }
+                }
+                Some(SignedCheckpoint::sign(
+                    Checkpoint {
+                        origin: self.origin.clone(),
+                        size: TreeSize(new_size),
+                        root,
+                    },
+                    signer,
+                )?)
+            }
+            _ => None,
+        };
+        for (id, hash) in merkle.into_store().pending {
+            batch.insert(node_key(id), hash.as_bytes());
+        }
+        if rejected > 0 {
+            let total = self.rejected_count()? + rejected;
+            batch.insert(META_REJECTED, &total.to_be_bytes());
+        }
+        for (key, value) in extra_meta {
+            batch.insert(*key, value.as_slice());
+        }
+        if let Some(signed) = &checkpoint {
+            batch.insert(checkpoint_key(new_size), signed.to_note().as_bytes());
+            batch.insert(META_LATEST_CHECKPOINT, &new_size.to_be_bytes());
+        }
+        batch.insert(META_SIZE, &new_size.to_be_bytes());
+        self.tree.apply_batch(batch)?;
+        Ok(AppliedBatch {
+            size: new_size,
+            root,
+            checkpoint,
+        })
+    }
+
+    /// Recomputes the whole tree from the stored leaf bytes and compares it with the
+    /// stored node hashes and with this node's last signed checkpoint. Detects edited,
+    /// missing or truncated leaves and nodes. O(n) hashing: about a second per million
+    /// leaves.
+    pub fn verify_integrity(&self) -> Result<Option<Checkpoint>, StoreError> {
+        let size = self.size()?;
+        let mut recomputed = MerkleTree::new(Blake3Hasher, bboard_merkle::MemoryNodeStore::new());
+        let mut expected_index = 0u64;
+        for row in self.tree.scan_prefix([b'l']) {
+            let (key, value) = row?;
+            let index = decode_u64(&key[1..], "leaf key")?;
+            if index != expected_index {
+                return Err(StoreError::Integrity(format!(
+                    "leaf {expected_index} is missing (next stored leaf is {index})"
+                )));
+            }
+            recomputed.append(leaf_hash(&value))?;
+            expected_index += 1;
+        }
+        if expected_index != size {
+            return Err(StoreError::Integrity(format!(
+                "the store holds {expected_index} leaves but records size {size}"
+            )));
+        }
+        let recomputed_root = recomputed.root()?;
+        let stored_root = self.root_at(size)?;
+        if stored_root != recomputed_root {
+            return Err(StoreError::Integrity(format!(
+                "leaf bytes hash to root {recomputed_root}, stored tree nodes give {stored_root}: leaves were edited"
+            )));
+        }
+        let Some(latest) = self.latest_own_checkpoint()? else {
+            return Ok(None);
+        };
+        let checkpoint = latest.checkpoint().clone();
+        if checkpoint.size.0 != size || checkpoint.root != recomputed_root {
+            return Err(StoreError::Integrity(format!(
+                "this node signed size {} root {}, but its store now holds size {size} root {recomputed_root}",
+                checkpoint.size.0, checkpoint.root
+            )));
+        }
+        Ok(Some(checkpoint))
+    }
+
+    /// Deletes the board state before a snapshot is installed, but keeps this node's
+    /// own signed checkpoints: the re-applied history must still extend them.
+    pub fn clear_for_snapshot(&self) -> Result<(), StoreError> {
+        let mut batch = sled::Batch::default();
+        for row in self.tree.iter() {
+            let (key, _) = row?;
+            let keep = key.first() == Some(&b'c') || key.as_ref() == META_LATEST_CHECKPOINT;
+            if !keep {
+                batch.remove(key);
+            }
+        }
+        self.tree.apply_batch(batch)?;
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use bboard_core::board::BatchApplier;
+    use bboard_core::envelope::SignedEnvelope;
+    use bboard_core::leaf::encode_leaf;
+    use bboard_core::pb;
+    use ed25519_dalek::SigningKey;
+
+    const ORIGIN: &str = "store.test";
+
+    fn signer() -> NoteSigner {
+        NoteSigner::new("node-a", SigningKey::from_bytes(&[3; 32])).unwrap()
+    }
+
+    fn genesis(authority: &SigningKey) -> Vec<u8> {
+        let body = pb::EntryBody {
+            election_id: String::new(),
+            created_unix_ms: 0,
+            kind: Some(pb::entry_body::Kind::Genesis(pb::BoardGenesis {
+                origin: ORIGIN.into(),
+                authority_keys: vec![authority.verifying_key().as_bytes().to_vec()],
+                description: String::new(),
+            })),
+        };
+        encode_leaf(1, &SignedEnvelope::sign_body(&body, authority))
+    }
+
+    fn note(author: &SigningKey, i: u64) -> Vec<u8> {
+        let body = pb::EntryBody {
+            election_id: String::new(),
+            created_unix_ms: i,
+            kind: Some(pb::entry_body::Kind::Note(pb::Note {
+                text: format!("n{i}"),
+            })),
+        };
+        encode_leaf(100 + i, &SignedEnvelope::sign_body(&body, author))
+    }
+
+    fn apply(store: &BoardStore, leaves: &[Vec<u8>]) -> AppliedBatch {
+        let mut applier = BatchApplier::new(store).unwrap();
+        for leaf in leaves {
+            applier.apply(leaf).unwrap();
+        }
+        store
+            .commit_batch(&applier.finish(), 0, &[], Some(&signer()))
+            .unwrap()
+    }
+
+    fn board(dir: &std::path::Path) -> (sled::Db, BoardStore) {
+        let db = sled::Config::new().path(dir).open().unwrap();
+        let store = BoardStore::open(&db, "board", ORIGIN).unwrap();
+        (db, store)
+    }
+
+    #[test]
+    fn batches_persist_and_match_an_in_memory_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let authority = SigningKey::from_bytes(&[1; 32]);
+        let leaves: Vec<Vec<u8>> = std::iter::once(genesis(&authority))
+            .chain((0..40).map(|i| note(&authority, i)))
+            .collect();
+        {
+            let (_db, store) = board(dir.path());
+            apply(&store, &leaves[..1]);
+            apply(&store, &leaves[1..17]);
+            let last = apply(&store, &leaves[17..]);
+            assert_eq!(last.size, 41);
+            let checkpoint = last.checkpoint.unwrap();
+            assert_eq!(checkpoint.checkpoint().root, last.root);
+        }
+        let (_db, store) = board(dir.path());
+        let hashes: Vec<Hash> = leaves.iter().map(|l| leaf_hash(l)).collect();
+        let expected = bboard_merkle::root_of_leaf_hashes(&Blake3Hasher, &hashes);
+        assert_eq!(store.root_at(41).unwrap(), expected);
+        assert_eq!(store.verify_integrity().unwrap().unwrap().root, expected);
+        assert_eq!(store.find_leaf_hash(&hashes[5]).unwrap(), Some(5));
+        assert_eq!(store.leaf(7).unwrap().unwrap(), leaves[7]);
+        assert_eq!(
+            store.root_at(17).unwrap(),
+            bboard_merkle::root_of_leaf_hashes(&Blake3Hasher, &hashes[..17])
+        );
+        assert!(store.own_checkpoint(17).unwrap().is_some());
+    }
+
+    #[test]
+    fn an_edited_leaf_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let authority = SigningKey::from_bytes(&[1; 32]);
+        let (_db, store) = board(dir.path());
+        apply(
+            &store,
+            &[
+                genesis(&authority),
+                note(&authority, 1),
+                note(&authority, 2),
+            ],
+        );
+        let mut edited = store.leaf(1).unwrap().unwrap();
+        let last = edited.len() - 1;
+        edited[last] ^= 1;
+        store.tree.insert(leaf_key(1), edited).unwrap();
+        let error = store.verify_integrity().unwrap_err();
+        assert!(error.to_string().contains("leaves were edited"), "{error}");
+    }
+
+    #[test]
+    fn a_truncated_store_is_detected() {
+        let dir = tempfile::tempdir().unwrap();
+        let authority = SigningKey::from_bytes(&[1; 32]);
+        let (_db, store) = board(dir.path());
+        apply(
+            &store,
+            &[
+                genesis(&authority),
+                note(&authority, 1),
+                note(&authority, 2),
+            ],
+        );
+        store.tree.remove(leaf_key(2)).unwrap();
+        assert!(matches!(
+            store.verify_integrity(),
+            Err(StoreError::Integrity(_))
+        ));
+        // Also consistent truncation (size lowered too) contradicts the signed checkpoint.
+        store.tree.insert(META_SIZE, &2u64.to_be_bytes()).unwrap();
+        let error = store.verify_integrity().unwrap_err();
+        assert!(
+            error.to_string().contains("this node signed size 3"),
+            "{error}"
+        );
+    }
+
+    #[test]
+    fn a_node_refuses_to_sign_a_rewritten_history() {
+        let dir = tempfile::tempdir().unwrap();
+        let authority = SigningKey::from_bytes(&[1; 32]);
+        let (_db, store) = board(dir.path());
+        apply(&store, &[genesis(&authority), note(&authority, 1)]);
+        // Rewrite history: wipe the board (keeping the node's signatures) and apply
+        // a different second entry.
+        store.clear_for_snapshot().unwrap();
+        let mut applier = BatchApplier::new(&store).unwrap();
+        applier.apply(&genesis(&authority)).unwrap();
+        applier.apply(&note(&authority, 2)).unwrap();
+        applier.apply(&note(&authority, 3)).unwrap();
+        let error = store
+            .commit_batch(&applier.finish(), 0, &[], Some(&signer()))
+            .unwrap_err();
+        assert!(error.to_string().contains("refusing to sign"), "{error}");
+        // Nothing of the refused batch was written.
+        assert_eq!(store.size().unwrap(), 0);
+    }
+}

@@ -1,0 +1,1105 @@
+//! The node-to-node Raft transport over gRPC (`bboard.v1.Raft`, tonic).
+//!
+//! This module owns both ends of the transport:
+//!
+//! - the **client side**, [`GrpcNetworkFactory`] and [`GrpcRaftClient`], which implement
+//!   openraft's [`RaftNetworkFactory`] and [`RaftNetwork`]: one lazily connected tonic
+//!   [`Channel`] per peer, addressed as `http://{BasicNode::addr}`;
+//! - the **server side**, [`RaftService`], which implements the generated
+//!   [`raft_server::Raft`] trait by handing each request to the local [`BoardRaft`];
+//! - the checkpoint co-signing RPC: the server delegates to a [`Cosigner`], and
+//!   [`request_cosignature`] is the client the node uses to collect its peers' signatures.
+//!
+//! # Payload format
+//!
+//! The protobuf schema does not mirror openraft's types: every Raft RPC carries one
+//! [`RaftPayload`] whose `data` is MessagePack (`rmp_serde::to_vec_named`, named fields).
+//!
+//! - Request: the openraft request itself (`AppendEntriesRequest`, `VoteRequest` or
+//!   `InstallSnapshotRequest`).
+//! - Response: the full `Result<Response, RaftError<NodeId, E>>` returned by the receiving
+//!   [`BoardRaft`] (`E` = openraft's `Infallible` for AppendEntries and Vote,
+//!   `InstallSnapshotError` for InstallSnapshot). An `Err` is surfaced to the local openraft
+//!   as [`RPCError::RemoteError`], exactly as if the call had been in process.
+//!
+//! A gRPC-level failure means the message never got a Raft answer: unreachable peers,
+//! refused connections and expired deadlines become [`RPCError::Unreachable`] (openraft then
+//! backs off before retrying); any other status, or a payload that cannot be encoded or
+//! decoded, becomes [`RPCError::Network`] with a message naming the RPC and the peer. A
+//! request the server could not decode is answered with `INVALID_ARGUMENT`; the server never
+//! panics on untrusted bytes.
+//!
+//! # Why snapshots are chunked
+//!
+//! Snapshots are sent with openraft's chunked `install_snapshot` RPC (the
+//! `generic-snapshot-data` feature is off): openraft reads `Config::snapshot_max_chunk_size`
+//! bytes at a time from the snapshot file and the receiver appends each chunk to the file
+//! returned by `begin_receiving_snapshot`. A snapshot of any size therefore travels in
+//! bounded messages and is never held in memory whole on either side.
+//!
+//! # Limits
+//!
+//! Both the generated client and server accept and send messages of up to
+//! [`MAX_MESSAGE_BYTES`] (8 MiB) instead of tonic's default 4 MiB:
+//!
+//! - a snapshot chunk is at most 1 MiB of data (the node's `snapshot_max_chunk_size`);
+//!   MessagePack encodes the chunk's `Vec<u8>` as an array of small integers, up to two bytes
+//!   per byte, so a chunk occupies at most ~2 MiB on the wire;
+//! - an AppendEntries batch can be several MiB. Before sending, the client checks the encoded
+//!   size; if it exceeds the limit it returns [`RPCError::PayloadTooLarge`] with a hint, and
+//!   openraft retries at once with fewer entries. A peer that rejects a message as too large
+//!   (`OUT_OF_RANGE` / `RESOURCE_EXHAUSTED`) is handled the same way. A single entry larger
+//!   than the limit cannot be replicated; the leader's batching must stay well below it.
+//!
+//! Connections are opened lazily with a [`CONNECT_TIMEOUT`] of 1 s; every request carries a
+//! deadline of openraft's `RPCOption::hard_ttl()` (enforced by the client channel and sent
+//! to the server as `grpc-timeout`).
+
+// openraft's `RPCError` and tonic's `Status` are the error types fixed by the traits we
+// implement; boxing them in private helpers would only add conversions.
+#![allow(clippy::result_large_err)]
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::Duration;
+
+use bboard_proto::v1::raft_client::RaftClient;
+use bboard_proto::v1::raft_server;
+use bboard_proto::v1::{CosignRequest, CosignResponse, RaftPayload};
+use openraft::error::{
+    InstallSnapshotError, PayloadTooLarge, RPCError, RaftError, RemoteError, Unreachable,
+};
+use openraft::network::{RPCOption, RaftNetwork, RaftNetworkFactory};
+use openraft::raft::{
+    AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
+    VoteRequest, VoteResponse,
+};
+use openraft::{AnyError, BasicNode};
+use serde::de::DeserializeOwned;
+use serde::Serialize;
+use tonic::transport::{Channel, Endpoint};
+use tonic::{Code, Request, Response, Status};
+
+use crate::types::{BoardRaft, NodeId, TypeConfig};
+
+/// Largest gRPC message (either direction) the Raft transport sends or accepts: 8 MiB.
+pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
+
+/// Bytes reserved for protobuf and gRPC framing when checking an encoded payload against
+/// [`MAX_MESSAGE_BYTES`].
+const FRAMING_MARGIN: usize = 1024;
+
+/// Timeout for establishing a TCP/HTTP2 connection to a peer.
+pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+
+/// The error openraft sees from one of our RPCs, with `E` the remote API error.
+type RpcResult<T, E = openraft::error::Infallible> =
+    Result<T, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>;
+
+/// Which Raft RPC a call is, for messages and dispatch.
+#[derive(Clone, Copy, Debug)]
+enum RaftRpc {
+    AppendEntries,
+    Vote,
+    InstallSnapshot,
+}
+
+impl fmt::Display for RaftRpc {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            RaftRpc::AppendEntries => "AppendEntries",
+            RaftRpc::Vote => "Vote",
+            RaftRpc::InstallSnapshot => "InstallSnapshot",
+        })
+    }
+}
+
+/// Builds the lazily connected endpoint of a peer at `addr` (`host:port`).
+fn endpoint(addr: &str) -> Result<Endpoint, tonic::transport::Error> {
+    Ok(Endpoint::from_shared(format!("http://{addr}"))?
+        .connect_timeout(CONNECT_TIMEOUT)
+        .tcp_nodelay(true))
+}
+
+/// Builds a generated Raft client for `addr` with the transport's message limits.
+fn raft_client(addr: &str) -> Result<RaftClient<Channel>, tonic::transport::Error> {
+    let channel = endpoint(addr)?.connect_lazy();
+    Ok(RaftClient::new(channel)
+        .max_decoding_message_size(MAX_MESSAGE_BYTES)
+        .max_encoding_message_size(MAX_MESSAGE_BYTES))
+}
+
+/// Whether a gRPC status means the peer could not be reached (back off before retrying).
+fn is_unreachable(status: &Status) -> bool {
+    matches!(
+        status.code(),
+        Code::Unavailable | Code::DeadlineExceeded | Code::Cancelled
+    )
+}
+
+/// Whether a gRPC status means a message exceeded a size limit.
+fn is_too_large(status: &Status) -> bool {
+    matches!(status.code(), Code::OutOfRange | Code::ResourceExhausted)
+}
+
+/// Creates a [`GrpcRaftClient`] per replication target.
+///
+/// Stateless: every client owns its own channel, so a slow peer cannot block another.
+#[derive(Clone, Debug, Default)]
+pub struct GrpcNetworkFactory {}
+
+impl GrpcNetworkFactory {
+    /// A new factory.
+    pub fn new() -> Self {
+        Self {}
+    }
+}
+
+impl RaftNetworkFactory<TypeConfig> for GrpcNetworkFactory {
+    type Network = GrpcRaftClient;
+
+    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Self::Network {
+        GrpcRaftClient::new(target, node.clone())
+    }
+}
+
+/// The Raft transport to one peer: a lazily connected gRPC channel.
+pub struct GrpcRaftClient {
+    target: NodeId,
+    node: BasicNode,
+    /// The client, or why none could be built (a malformed address): every RPC then fails
+    /// as [`RPCError::Unreachable`].
+    client: Result<RaftClient<Channel>, Arc<tonic::transport::Error>>,
+}
+
+impl fmt::Debug for GrpcRaftClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("GrpcRaftClient")
+            .field("target", &self.target)
+            .field("addr", &self.node.addr)
+            .finish_non_exhaustive()
+    }
+}
+
+impl GrpcRaftClient {
+    /// A client for node `target` at `node.addr` (`host:port`). No connection is made until
+    /// the first RPC.
+    pub fn new(target: NodeId, node: BasicNode) -> Self {
+        let client = raft_client(&node.addr).map_err(Arc::new);
+        if let Err(e) = &client {
+            tracing::error!(target, addr = %node.addr, error = %e, "invalid Raft peer address");
+        }
+        Self {
+            target,
+            node,
+            client,
+        }
+    }
+
+    /// A `Network` error naming the RPC and the peer.
+    fn network_error<E: std::error::Error>(
+        &self,
+        rpc: RaftRpc,
+        what: impl fmt::Display,
+    ) -> RPCError<NodeId, BasicNode, E> {
+        RPCError::Network(openraft::error::NetworkError::from(AnyError::error(
+            format!(
+                "{rpc} to node {} at {}: {what}",
+                self.target, self.node.addr
+            ),
+        )))
+    }
+
+    /// Encodes a request as the `data` of a [`RaftPayload`].
+    fn encode<T: Serialize, E: std::error::Error>(
+        &self,
+        rpc: RaftRpc,
+        request: &T,
+    ) -> RpcResult<Vec<u8>, E> {
+        rmp_serde::to_vec_named(request)
+            .map_err(|e| self.network_error(rpc, format_args!("cannot encode request: {e}")))
+    }
+
+    /// Sends an encoded request and returns the encoded response, mapping gRPC failures to
+    /// openraft errors. `too_large` builds the error for a message rejected as too large.
+    async fn send<E: std::error::Error>(
+        &mut self,
+        rpc: RaftRpc,
+        data: Vec<u8>,
+        ttl: Duration,
+        too_large: impl FnOnce(&Status) -> Option<PayloadTooLarge>,
+    ) -> RpcResult<Vec<u8>, E> {
+        let client = match &mut self.client {
+            Ok(client) => client,
+            Err(e) => return Err(RPCError::Unreachable(Unreachable::new(e.as_ref()))),
+        };
+        let mut request = Request::new(RaftPayload { data });
+        request.set_timeout(ttl);
+        let result = match rpc {
+            RaftRpc::AppendEntries => client.append_entries(request).await,
+            RaftRpc::Vote => client.vote(request).await,
+            RaftRpc::InstallSnapshot => client.install_snapshot(request).await,
+        };
+        match result {
+            Ok(response) => Ok(response.into_inner().data),
+            Err(status) => {
+                tracing::debug!(%rpc, target = self.target, addr = %self.node.addr, %status,
+                    "Raft RPC failed");
+                if is_unreachable(&status) {
+                    Err(RPCError::Unreachable(Unreachable::from(AnyError::error(
+                        format!(
+                            "{rpc} to node {} at {}: {status}",
+                            self.target, self.node.addr
+                        ),
+                    ))))
+                } else if let Some(e) = is_too_large(&status).then(|| too_large(&status)).flatten()
+                {
+                    Err(RPCError::PayloadTooLarge(e.with_source_error(&status)))
+                } else {
+                    Err(self.network_error(rpc, status))
+                }
+            }
+        }
+    }
+
+    /// Decodes the `Result` a peer's Raft returned.
+    fn decode<T, E>(&self, rpc: RaftRpc, data: &[u8]) -> RpcResult<T, E>
+    where
+        T: DeserializeOwned,
+        E: std::error::Error + DeserializeOwned,
+    {
+        let result: Result<T, RaftError<NodeId, E>> = rmp_serde::from_slice(data).map_err(|e| {
+            self.network_error(
+                rpc,
+                format_args!("undecodable response ({} bytes): {e}", data.len()),
+            )
+        })?;
+        result.map_err(|e| {
+            RPCError::RemoteError(RemoteError::new_with_node(
+                self.target,
+                self.node.clone(),
+                e,
+            ))
+        })
+    }
+}
+
+/// A hint of how many entries fit: proportionally fewer than `entries`, at least 1.
+fn entries_hint(entries: usize, encoded: usize) -> u64 {
+    let budget = (MAX_MESSAGE_BYTES - FRAMING_MARGIN) as u128 * 3 / 4;
+    let hint = entries as u128 * budget / encoded.max(1) as u128;
+    hint.clamp(1, (entries.max(2) - 1) as u128) as u64
+}
+
+impl RaftNetwork<TypeConfig> for GrpcRaftClient {
+    async fn append_entries(
+        &mut self,
+        rpc: AppendEntriesRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<AppendEntriesResponse<NodeId>> {
+        let kind = RaftRpc::AppendEntries;
+        let entries = rpc.entries.len();
+        let data = self.encode(kind, &rpc)?;
+        if data.len() > MAX_MESSAGE_BYTES - FRAMING_MARGIN {
+            tracing::info!(
+                target = self.target,
+                entries,
+                bytes = data.len(),
+                "AppendEntries too large, asking openraft to split it"
+            );
+            return Err(RPCError::PayloadTooLarge(
+                PayloadTooLarge::new_entries_hint(entries_hint(entries, data.len())),
+            ));
+        }
+        let encoded = data.len();
+        let reply = self
+            .send(kind, data, option.hard_ttl(), |_| {
+                Some(PayloadTooLarge::new_entries_hint(entries_hint(
+                    entries,
+                    encoded.max(MAX_MESSAGE_BYTES),
+                )))
+            })
+            .await?;
+        self.decode(kind, &reply)
+    }
+
+    async fn install_snapshot(
+        &mut self,
+        rpc: InstallSnapshotRequest<TypeConfig>,
+        option: RPCOption,
+    ) -> RpcResult<InstallSnapshotResponse<NodeId>, InstallSnapshotError> {
+        let kind = RaftRpc::InstallSnapshot;
+        let data = self.encode(kind, &rpc)?;
+        // openraft cannot shrink chunks on the fly: a chunk rejected as too large is a plain
+        // network error (the chunk size is configuration).
+        let reply = self.send(kind, data, option.hard_ttl(), |_| None).await?;
+        self.decode(kind, &reply)
+    }
+
+    async fn vote(
+        &mut self,
+        rpc: VoteRequest<NodeId>,
+        option: RPCOption,
+    ) -> RpcResult<VoteResponse<NodeId>> {
+        let kind = RaftRpc::Vote;
+        let data = self.encode(kind, &rpc)?;
+        let reply = self.send(kind, data, option.hard_ttl(), |_| None).await?;
+        self.decode(kind, &reply)
+    }
+}
+
+/// Produces this node's co-signature over one of its checkpoints.
+#[tonic::async_trait]
+pub trait Cosigner: Send + Sync + 'static {
+    /// This node's signed note over its checkpoint at `size`, waiting (bounded) until it has
+    /// applied `size`.
+    async fn cosign(&self, size: u64) -> Result<String, tonic::Status>;
+}
+
+/// The server side of the Raft transport: hands each RPC to the local Raft.
+#[derive(Clone)]
+pub struct RaftService {
+    raft: BoardRaft,
+    cosigner: Arc<dyn Cosigner>,
+}
+
+impl fmt::Debug for RaftService {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("RaftService").finish_non_exhaustive()
+    }
+}
+
+impl RaftService {
+    /// A service answering for `raft`, co-signing checkpoints with `cosigner`.
+    pub fn new(raft: BoardRaft, cosigner: Arc<dyn Cosigner>) -> Self {
+        Self { raft, cosigner }
+    }
+
+    /// The tonic service, with [`MAX_MESSAGE_BYTES`] limits in both directions.
+    pub fn into_server(self) -> raft_server::RaftServer<RaftService> {
+        raft_server::RaftServer::new(self)
+            .max_decoding_message_size(MAX_MESSAGE_BYTES)
+            .max_encoding_message_size(MAX_MESSAGE_BYTES)
+    }
+}
+
+/// Decodes an openraft request from a payload; bad bytes are the caller's fault.
+fn decode_request<T: DeserializeOwned>(
+    rpc: RaftRpc,
+    request: Request<RaftPayload>,
+) -> Result<T, Status> {
+    let data = request.into_inner().data;
+    rmp_serde::from_slice(&data).map_err(|e| {
+        Status::invalid_argument(format!(
+            "undecodable {rpc} request ({} bytes): {e}",
+            data.len()
+        ))
+    })
+}
+
+/// Encodes the `Result` the local Raft produced.
+fn encode_reply<T: Serialize>(rpc: RaftRpc, reply: &T) -> Result<Response<RaftPayload>, Status> {
+    rmp_serde::to_vec_named(reply)
+        .map(|data| Response::new(RaftPayload { data }))
+        .map_err(|e| Status::internal(format!("cannot encode {rpc} response: {e}")))
+}
+
+#[tonic::async_trait]
+impl raft_server::Raft for RaftService {
+    async fn append_entries(
+        &self,
+        request: Request<RaftPayload>,
+    ) -> Result<Response<RaftPayload>, Status> {
+        let rpc = RaftRpc::AppendEntries;
+        let req: AppendEntriesRequest<TypeConfig> = decode_request(rpc, request)?;
+        let reply = self.raft.append_entries(req).await;
+        encode_reply(rpc, &reply)
+    }
+
+    async fn vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
+        let rpc = RaftRpc::Vote;
+        let req: VoteRequest<NodeId> = decode_request(rpc, request)?;
+        let reply = self.raft.vote(req).await;
+        encode_reply(rpc, &reply)
+    }
+
+    async fn install_snapshot(
+        &self,
+        request: Request<RaftPayload>,
+    ) -> Result<Response<RaftPayload>, Status> {
+        let rpc = RaftRpc::InstallSnapshot;
+        let req: InstallSnapshotRequest<TypeConfig> = decode_request(rpc, request)?;
+        let reply = self.raft.install_snapshot(req).await;
+        encode_reply(rpc, &reply)
+    }
+
+    async fn cosign_checkpoint(
+        &self,
+        request: Request<CosignRequest>,
+    ) -> Result<Response<CosignResponse>, Status> {
+        let size = request.into_inner().size;
+        let signed_checkpoint = self.cosigner.cosign(size).await?;
+        Ok(Response::new(CosignResponse { signed_checkpoint }))
+    }
+}
+
+/// Why [`request_cosignature`] failed.
+#[derive(Debug, thiserror::Error)]
+pub enum NetworkError {
+    /// The peer address is not a valid `host:port`.
+    #[error("invalid peer address {addr:?}: {source}")]
+    InvalidAddress {
+        /// The address as given.
+        addr: String,
+        /// Why it was rejected.
+        #[source]
+        source: tonic::transport::Error,
+    },
+    /// The peer could not be reached or answered with an error status.
+    #[error("peer {addr}: {status}")]
+    Status {
+        /// The peer address.
+        addr: String,
+        /// The gRPC status (boxed: it is large).
+        status: Box<Status>,
+    },
+    /// The peer did not answer in time.
+    #[error("peer {addr} did not answer within {timeout:?}")]
+    Timeout {
+        /// The peer address.
+        addr: String,
+        /// The deadline that expired.
+        timeout: Duration,
+    },
+}
+
+/// Asks the peer at `addr` (`host:port`) for its signature over its checkpoint at `size`.
+///
+/// Opens a fresh connection (co-signing is rare) and gives up after `timeout`, which bounds
+/// connecting, the peer's wait for `size` to be applied, and the reply.
+pub async fn request_cosignature(
+    addr: &str,
+    size: u64,
+    timeout: Duration,
+) -> Result<String, NetworkError> {
+    let endpoint = endpoint(addr).map_err(|source| NetworkError::InvalidAddress {
+        addr: addr.to_owned(),
+        source,
+    })?;
+    let mut client = RaftClient::new(endpoint.timeout(timeout).connect_lazy());
+    let mut request = Request::new(CosignRequest { size });
+    request.set_timeout(timeout);
+    match tokio::time::timeout(timeout, client.cosign_checkpoint(request)).await {
+        Err(_elapsed) => Err(NetworkError::Timeout {
+            addr: addr.to_owned(),
+            timeout,
+        }),
+        Ok(Err(status)) => Err(NetworkError::Status {
+            addr: addr.to_owned(),
+            status: Box::new(status),
+        }),
+        Ok(Ok(response)) => Ok(response.into_inner().signed_checkpoint),
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used, clippy::expect_used)]
+mod tests {
+    use std::collections::BTreeMap;
+    use std::fmt::Debug;
+    use std::io::SeekFrom;
+    use std::ops::RangeBounds;
+    use std::sync::Mutex;
+
+    use openraft::storage::{LogFlushed, LogState, RaftLogStorage, RaftStateMachine};
+    use openraft::{
+        Config, Entry, EntryPayload, LogId, OptionalSend, Raft, RaftLogReader, RaftSnapshotBuilder,
+        Snapshot, SnapshotMeta, StorageError, StorageIOError, StoredMembership, Vote,
+    };
+    use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
+    use tokio::net::TcpListener;
+    use tokio::sync::oneshot;
+    use tokio::task::JoinHandle;
+    use tokio_stream::wrappers::TcpListenerStream;
+
+    use super::*;
+    use crate::types::{BoardRequest, BoardResponse};
+
+    /// Bound on every wait in these tests.
+    const WAIT: Duration = Duration::from_secs(10);
+    /// Size of the test state machine's snapshot data: several 64 KiB chunks.
+    const SNAPSHOT_BYTES: usize = 300 * 1024;
+    /// Chunk size used by the snapshot test.
+    const CHUNK: u64 = 64 * 1024;
+
+    // ---- in-memory log store ------------------------------------------------------------
+
+    #[derive(Default)]
+    struct LogInner {
+        vote: Option<Vote<NodeId>>,
+        committed: Option<LogId<NodeId>>,
+        last_purged: Option<LogId<NodeId>>,
+        log: BTreeMap<u64, Entry<TypeConfig>>,
+    }
+
+    #[derive(Clone, Default)]
+    struct MemLog(Arc<Mutex<LogInner>>);
+
+    impl RaftLogReader<TypeConfig> for MemLog {
+        async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+            &mut self,
+            range: RB,
+        ) -> Result<Vec<Entry<TypeConfig>>, StorageError<NodeId>> {
+            let inner = self.0.lock().unwrap();
+            Ok(inner.log.range(range).map(|(_, e)| e.clone()).collect())
+        }
+    }
+
+    impl RaftLogStorage<TypeConfig> for MemLog {
+        type LogReader = Self;
+
+        async fn get_log_state(&mut self) -> Result<LogState<TypeConfig>, StorageError<NodeId>> {
+            let inner = self.0.lock().unwrap();
+            let last = inner
+                .log
+                .values()
+                .next_back()
+                .map(|e| e.log_id)
+                .or(inner.last_purged);
+            Ok(LogState {
+                last_purged_log_id: inner.last_purged,
+                last_log_id: last,
+            })
+        }
+
+        async fn get_log_reader(&mut self) -> Self::LogReader {
+            self.clone()
+        }
+
+        async fn save_vote(&mut self, vote: &Vote<NodeId>) -> Result<(), StorageError<NodeId>> {
+            self.0.lock().unwrap().vote = Some(*vote);
+            Ok(())
+        }
+
+        async fn read_vote(&mut self) -> Result<Option<Vote<NodeId>>, StorageError<NodeId>> {
+            Ok(self.0.lock().unwrap().vote)
+        }
+
+        async fn save_committed(
+            &mut self,
+            committed: Option<LogId<NodeId>>,
+        ) -> Result<(), StorageError<NodeId>> {
+            self.0.lock().unwrap().committed = committed;
+            Ok(())
+        }
+
+        async fn read_committed(&mut self) -> Result<Option<LogId<NodeId>>, StorageError<NodeId>> {
+            Ok(self.0.lock().unwrap().committed)
+        }
+
+        async fn append<I>(
+            &mut self,
+            entries: I,
+            callback: LogFlushed<TypeConfig>,
+        ) -> Result<(), StorageError<NodeId>>
+        where
+            I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+            I::IntoIter: OptionalSend,
+        {
+            {
+                let mut inner = self.0.lock().unwrap();
+                for entry in entries {
+                    inner.log.insert(entry.log_id.index, entry);
+                }
+            }
+            callback.log_io_completed(Ok(()));
+            Ok(())
+        }
+
+        async fn truncate(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
+            self.0.lock().unwrap().log.split_off(&log_id.index);
+            Ok(())
+        }
+
+        async fn purge(&mut self, log_id: LogId<NodeId>) -> Result<(), StorageError<NodeId>> {
+            let mut inner = self.0.lock().unwrap();
+            inner.log = inner.log.split_off(&(log_id.index + 1));
+            inner.last_purged = Some(log_id);
+            Ok(())
+        }
+    }
+
+    // ---- in-memory state machine with file snapshots ------------------------------------
+
+    #[derive(Default)]
+    struct SmInner {
+        last_applied: Option<LogId<NodeId>>,
+        membership: StoredMembership<NodeId, BasicNode>,
+        /// Normal entries applied one by one (not through a snapshot).
+        applied_normal: u64,
+        snapshot: Option<(SnapshotMeta<NodeId, BasicNode>, Vec<u8>)>,
+        /// Snapshots installed from the leader.
+        installed: u64,
+        built: u64,
+    }
+
+    #[derive(Clone, Default)]
+    struct MemSm(Arc<Mutex<SmInner>>);
+
+    /// The snapshot payload: deterministic, not compressible to nothing, every byte value.
+    fn snapshot_payload() -> Vec<u8> {
+        (0..SNAPSHOT_BYTES).map(|i| (i * 131 % 251) as u8).collect()
+    }
+
+    fn io_err(e: std::io::Error) -> StorageError<NodeId> {
+        StorageIOError::write_snapshot(None, &e).into()
+    }
+
+    async fn file_with(data: &[u8]) -> Result<tokio::fs::File, StorageError<NodeId>> {
+        let mut file = tokio::fs::File::from_std(tempfile::tempfile().map_err(io_err)?);
+        file.write_all(data).await.map_err(io_err)?;
+        file.flush().await.map_err(io_err)?;
+        file.seek(SeekFrom::Start(0)).await.map_err(io_err)?;
+        Ok(file)
+    }
+
+    impl RaftSnapshotBuilder<TypeConfig> for MemSm {
+        async fn build_snapshot(&mut self) -> Result<Snapshot<TypeConfig>, StorageError<NodeId>> {
+            let data = snapshot_payload();
+            let meta = {
+                let mut inner = self.0.lock().unwrap();
+                inner.built += 1;
+                let meta = SnapshotMeta {
+                    last_log_id: inner.last_applied,
+                    last_membership: inner.membership.clone(),
+                    snapshot_id: format!(
+                        "{}-{}",
+                        inner.last_applied.map_or(0, |l| l.index),
+                        inner.built
+                    ),
+                };
+                inner.snapshot = Some((meta.clone(), data.clone()));
+                meta
+            };
+            Ok(Snapshot {
+                meta,
+                snapshot: Box::new(file_with(&data).await?),
+            })
+        }
+    }
+
+    impl RaftStateMachine<TypeConfig> for MemSm {
+        type SnapshotBuilder = Self;
+
+        async fn applied_state(
+            &mut self,
+        ) -> Result<
+            (Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>),
+            StorageError<NodeId>,
+        > {
+            let inner = self.0.lock().unwrap();
+            Ok((inner.last_applied, inner.membership.clone()))
+        }
+
+        async fn apply<I>(&mut self, entries: I) -> Result<Vec<BoardResponse>, StorageError<NodeId>>
+        where
+            I: IntoIterator<Item = Entry<TypeConfig>> + OptionalSend,
+            I::IntoIter: OptionalSend,
+        {
+            let mut inner = self.0.lock().unwrap();
+            let mut out = Vec::new();
+            for entry in entries {
+                inner.last_applied = Some(entry.log_id);
+                match entry.payload {
+                    EntryPayload::Blank => {}
+                    EntryPayload::Normal(_) => inner.applied_normal += 1,
+                    EntryPayload::Membership(m) => {
+                        inner.membership = StoredMembership::new(Some(entry.log_id), m)
+                    }
+                }
+                out.push(BoardResponse::default());
+            }
+            Ok(out)
+        }
+
+        async fn get_snapshot_builder(&mut self) -> Self::SnapshotBuilder {
+            self.clone()
+        }
+
+        async fn begin_receiving_snapshot(
+            &mut self,
+        ) -> Result<Box<tokio::fs::File>, StorageError<NodeId>> {
+            Ok(Box::new(file_with(&[]).await?))
+        }
+
+        async fn install_snapshot(
+            &mut self,
+            meta: &SnapshotMeta<NodeId, BasicNode>,
+            mut snapshot: Box<tokio::fs::File>,
+        ) -> Result<(), StorageError<NodeId>> {
+            let mut data = Vec::new();
+            snapshot.seek(SeekFrom::Start(0)).await.map_err(io_err)?;
+            snapshot.read_to_end(&mut data).await.map_err(io_err)?;
+            let mut inner = self.0.lock().unwrap();
+            inner.last_applied = meta.last_log_id;
+            inner.membership = meta.last_membership.clone();
+            inner.snapshot = Some((meta.clone(), data));
+            inner.installed += 1;
+            Ok(())
+        }
+
+        async fn get_current_snapshot(
+            &mut self,
+        ) -> Result<Option<Snapshot<TypeConfig>>, StorageError<NodeId>> {
+            let current = self.0.lock().unwrap().snapshot.clone();
+            match current {
+                None => Ok(None),
+                Some((meta, data)) => Ok(Some(Snapshot {
+                    meta,
+                    snapshot: Box::new(file_with(&data).await?),
+                })),
+            }
+        }
+    }
+
+    // ---- cluster harness ----------------------------------------------------------------
+
+    struct EchoCosigner(NodeId);
+
+    #[tonic::async_trait]
+    impl Cosigner for EchoCosigner {
+        async fn cosign(&self, size: u64) -> Result<String, Status> {
+            if size == u64::MAX {
+                return Err(Status::failed_precondition("size not applied"));
+            }
+            Ok(format!("node {} signs {size}", self.0))
+        }
+    }
+
+    struct TestNode {
+        id: NodeId,
+        addr: String,
+        raft: BoardRaft,
+        sm: MemSm,
+        stop: Option<oneshot::Sender<()>>,
+        server: Option<JoinHandle<()>>,
+    }
+
+    impl TestNode {
+        fn node(&self) -> BasicNode {
+            BasicNode::new(self.addr.clone())
+        }
+
+        /// Stops the node: its Raft, then its gRPC server (connections are closed).
+        async fn stop(&mut self) {
+            self.raft.shutdown().await.unwrap();
+            if let Some(stop) = self.stop.take() {
+                let _ = stop.send(());
+            }
+            if let Some(server) = self.server.take() {
+                tokio::time::timeout(WAIT, server)
+                    .await
+                    .expect("server stops")
+                    .unwrap();
+            }
+        }
+    }
+
+    fn test_config() -> Arc<Config> {
+        let config = Config {
+            cluster_name: "bboard-network-test".into(),
+            heartbeat_interval: 100,
+            election_timeout_min: 300,
+            election_timeout_max: 600,
+            install_snapshot_timeout: 2_000,
+            snapshot_max_chunk_size: CHUNK,
+            max_in_snapshot_log_to_keep: 0,
+            purge_batch_size: 1,
+            ..Config::default()
+        };
+        Arc::new(config.validate().unwrap())
+    }
+
+    async fn start_node(id: NodeId) -> TestNode {
+        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
+        let addr = listener.local_addr().unwrap().to_string();
+        let sm = MemSm::default();
+        let raft = Raft::new(
+            id,
+            test_config(),
+            GrpcNetworkFactory::new(),
+            MemLog::default(),
+            sm.clone(),
+        )
+        .await
+        .unwrap();
+        let service = RaftService::new(raft.clone(), Arc::new(EchoCosigner(id)));
+        let (stop, stopped) = oneshot::channel::<()>();
+        let server = tokio::spawn(async move {
+            tonic::transport::Server::builder()
+                .add_service(service.into_server())
+                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+                    let _ = stopped.await;
+                })
+                .await
+                .unwrap();
+        });
+        TestNode {
+            id,
+            addr,
+            raft,
+            sm,
+            stop: Some(stop),
+            server: Some(server),
+        }
+    }
+
+    /// Starts nodes 1..=n and initialises the cluster from node 1; returns the nodes and the
+    /// leader's id.
+    async fn start_cluster(n: u64) -> (Vec<TestNode>, NodeId) {
+        let mut nodes = Vec::new();
+        for id in 1..=n {
+            nodes.push(start_node(id).await);
+        }
+        let members: BTreeMap<NodeId, BasicNode> = nodes.iter().map(|n| (n.id, n.node())).collect();
+        nodes[0].raft.initialize(members).await.unwrap();
+        let metrics = nodes[0]
+            .raft
+            .wait(Some(WAIT))
+            .metrics(|m| m.current_leader.is_some(), "a leader is elected")
+            .await
+            .unwrap();
+        let leader = metrics.current_leader.unwrap();
+        (nodes, leader)
+    }
+
+    fn node(nodes: &[TestNode], id: NodeId) -> &TestNode {
+        nodes.iter().find(|n| n.id == id).unwrap()
+    }
+
+    async fn write(raft: &BoardRaft) -> u64 {
+        let resp = raft
+            .client_write(BoardRequest::Batch { leaves: vec![] })
+            .await
+            .unwrap();
+        assert_eq!(resp.data, BoardResponse::default());
+        resp.log_id.index
+    }
+
+    async fn wait_applied(node: &TestNode, index: u64) {
+        node.raft
+            .wait(Some(WAIT))
+            .metrics(
+                |m| m.last_applied.is_some_and(|l| l.index >= index),
+                format!("node {} applies {index}", node.id),
+            )
+            .await
+            .unwrap();
+    }
+
+    async fn stop_all(nodes: &mut [TestNode]) {
+        for n in nodes.iter_mut() {
+            if n.stop.is_some() {
+                n.stop().await;
+            }
+        }
+    }
+
+    // ---- tests --------------------------------------------------------------------------
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn network_three_nodes_elect_commit_and_survive_a_stopped_follower() {
+        let (mut nodes, leader) = start_cluster(3).await;
+        let index = write(&node(&nodes, leader).raft).await;
+        for n in &nodes {
+            wait_applied(n, index).await;
+            assert_eq!(n.sm.0.lock().unwrap().applied_normal, 1, "node {}", n.id);
+        }
+        // Every node agrees on the leader.
+        for n in &nodes {
+            n.raft
+                .wait(Some(WAIT))
+                .metrics(|m| m.current_leader == Some(leader), "leader known")
+                .await
+                .unwrap();
+        }
+
+        // Stop one follower (Raft and gRPC server): the other two still commit.
+        let follower = nodes.iter().map(|n| n.id).find(|&id| id != leader).unwrap();
+        nodes
+            .iter_mut()
+            .find(|n| n.id == follower)
+            .unwrap()
+            .stop()
+            .await;
+        let index = tokio::time::timeout(WAIT, write(&node(&nodes, leader).raft))
+            .await
+            .expect("a write commits with one follower down");
+        for n in nodes.iter().filter(|n| n.id != follower) {
+            wait_applied(n, index).await;
+            assert_eq!(n.sm.0.lock().unwrap().applied_normal, 2, "node {}", n.id);
+        }
+        stop_all(&mut nodes).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn network_learner_catches_up_through_chunked_snapshot() {
+        let (mut nodes, leader) = start_cluster(3).await;
+        let mut index = 0;
+        for _ in 0..5 {
+            index = write(&node(&nodes, leader).raft).await;
+        }
+        for n in &nodes {
+            wait_applied(n, index).await;
+        }
+
+        // Snapshot on the leader and purge its whole log.
+        let leader_raft = node(&nodes, leader).raft.clone();
+        leader_raft.trigger().snapshot().await.unwrap();
+        leader_raft
+            .wait(Some(WAIT))
+            .metrics(
+                |m| {
+                    m.snapshot.is_some_and(|s| s.index >= index)
+                        && m.purged.is_some_and(|p| p.index >= index)
+                },
+                "leader snapshots and purges its log",
+            )
+            .await
+            .unwrap();
+
+        // A new learner can only catch up by receiving the snapshot, in several chunks.
+        let learner = start_node(4).await;
+        leader_raft
+            .add_learner(learner.id, learner.node(), true)
+            .await
+            .unwrap();
+        wait_applied(&learner, index).await;
+        {
+            let sm = learner.sm.0.lock().unwrap();
+            assert_eq!(sm.installed, 1);
+            assert_eq!(sm.applied_normal, 0, "entries came through the snapshot");
+            let (meta, data) = sm.snapshot.as_ref().unwrap();
+            assert!(meta.last_log_id.is_some_and(|l| l.index >= index));
+            assert!(data.len() as u64 > 4 * CHUNK);
+            assert!(data == &snapshot_payload(), "snapshot bytes arrive intact");
+        }
+
+        // And it keeps replicating normally afterwards.
+        let index = write(&leader_raft).await;
+        wait_applied(&learner, index).await;
+        assert_eq!(learner.sm.0.lock().unwrap().applied_normal, 1);
+
+        nodes.push(learner);
+        stop_all(&mut nodes).await;
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn network_cosign_and_bad_payloads() {
+        let mut n = start_node(7).await;
+
+        let signed = request_cosignature(&n.addr, 42, Duration::from_secs(2))
+            .await
+            .unwrap();
+        assert_eq!(signed, "node 7 signs 42");
+        let err = request_cosignature(&n.addr, u64::MAX, Duration::from_secs(2))
+            .await
+            .unwrap_err();
+        match err {
+            NetworkError::Status { status, .. } => {
+                assert_eq!(status.code(), Code::FailedPrecondition)
+            }
+            other => panic!("unexpected {other}"),
+        }
+
+        // Garbage payloads are rejected, not fatal.
+        let mut client = raft_client(&n.addr).unwrap();
+        for rpc in [
+            RaftRpc::AppendEntries,
+            RaftRpc::Vote,
+            RaftRpc::InstallSnapshot,
+        ] {
+            let req = Request::new(RaftPayload {
+                data: vec![0xc1, 0xff, 0x00],
+            });
+            let status = match rpc {
+                RaftRpc::AppendEntries => client.append_entries(req).await,
+                RaftRpc::Vote => client.vote(req).await,
+                RaftRpc::InstallSnapshot => client.install_snapshot(req).await,
+            }
+            .unwrap_err();
+            assert_eq!(status.code(), Code::InvalidArgument, "{rpc}: {status}");
+        }
+
+        // A remote Raft error comes back as RemoteError: an uninitialised node still
+        // answers a vote, and a vote against a stopped Raft is a remote Fatal error.
+        let mut raft_net = GrpcNetworkFactory::new().new_client(7, &n.node()).await;
+        let option = RPCOption::new(Duration::from_secs(2));
+        let vote = VoteRequest::new(Vote::new(1, 1), None);
+        raft_net.vote(vote.clone(), option.clone()).await.unwrap();
+        n.raft.shutdown().await.unwrap();
+        match raft_net.vote(vote.clone(), option.clone()).await {
+            Err(RPCError::RemoteError(e)) => {
+                assert_eq!(e.target, 7);
+                assert!(matches!(e.source, RaftError::Fatal(_)), "{e}");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+        n.stop().await;
+
+        // Once the server is gone the peer is unreachable, quickly.
+        let started = std::time::Instant::now();
+        match raft_net.vote(vote, option).await {
+            Err(RPCError::Unreachable(_)) => {}
+            other => panic!("unexpected {other:?}"),
+        }
+        assert!(started.elapsed() < Duration::from_secs(3));
+        let err = request_cosignature(&n.addr, 1, Duration::from_secs(2))
+            .await
+            .unwrap_err();
+        assert!(matches!(err, NetworkError::Status { .. }), "{err}");
+        assert!(matches!(
+            request_cosignature("not a host:port", 1, Duration::from_secs(1)).await,
+            Err(NetworkError::InvalidAddress { .. })
+        ));
+    }
+
+    #[tokio::test]
+    async fn network_oversized_append_entries_asks_for_smaller_batches() {
+        // Nothing listens here: the size check happens before any connection.
+        let mut net = GrpcRaftClient::new(9, BasicNode::new("127.0.0.1:1"));
+        let leaf = crate::types::LeafBytes(vec![7; 1024 * 1024]);
+        let entries = (1..=12)
+            .map(|i| Entry::<TypeConfig> {
+                log_id: LogId::new(openraft::CommittedLeaderId::new(1, 1), i),
+                payload: EntryPayload::Normal(BoardRequest::Batch {
+                    leaves: vec![leaf.clone()],
+                }),
+            })
+            .collect();
+        let rpc = AppendEntriesRequest {
+            vote: Vote::new_committed(1, 1),
+            prev_log_id: None,
+            leader_commit: None,
+            entries,
+        };
+        match net
+            .append_entries(rpc, RPCOption::new(Duration::from_secs(1)))
+            .await
+        {
+            Err(RPCError::PayloadTooLarge(e)) => {
+                assert!((1..12).contains(&e.entries_hint()), "{e}")
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn network_entries_hint_is_smaller_and_positive() {
+        assert_eq!(entries_hint(1, 100 * MAX_MESSAGE_BYTES), 1);
+        assert_eq!(entries_hint(2, 3 * MAX_MESSAGE_BYTES), 1);
+        let hint = entries_hint(1000, 2 * MAX_MESSAGE_BYTES);
+        assert!((300..500).contains(&hint), "{hint}");
+        assert!(entries_hint(10, 1) < 10);
+    }
+}

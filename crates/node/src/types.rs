@@ -1,0 +1,58 @@
+//! The node's openraft type configuration and the application data carried in Raft
+//! entries.
+//!
+//! One Raft entry carries one *batch* of leaves (group commit): the leader gathers
+//! envelopes for a couple of milliseconds, stamps each with its clock, encodes each leaf
+//! once, and proposes them together, so one fsync covers the batch. The leaf bytes are
+//! carried verbatim: every node applies exactly the bytes the leader encoded.
+
+use bboard_core::board::Outcome;
+use serde::{Deserialize, Serialize};
+
+/// Identifier of a node; never reused.
+pub type NodeId = u64;
+
+/// A board command proposed through Raft.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub enum BoardRequest {
+    /// Leaves to apply in order (each an encoded `Leaf`, verbatim).
+    Batch {
+        /// Encoded leaves.
+        leaves: Vec<LeafBytes>,
+    },
+}
+
+/// Encoded leaf bytes, serialised as a byte string (not a list of numbers).
+#[derive(Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(transparent)]
+pub struct LeafBytes(#[serde(with = "serde_bytes")] pub Vec<u8>);
+
+impl std::fmt::Debug for LeafBytes {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "LeafBytes({} bytes)", self.0.len())
+    }
+}
+
+/// What applying one Raft entry did.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BoardResponse {
+    /// One outcome per leaf of the batch, in order (empty for blank and membership
+    /// entries).
+    pub outcomes: Vec<Outcome>,
+    /// Board size after the entry was applied.
+    pub tree_size: u64,
+}
+
+openraft::declare_raft_types!(
+    /// openraft types of a bboard cluster.
+    pub TypeConfig:
+        D = BoardRequest,
+        R = BoardResponse,
+        NodeId = NodeId,
+        Node = openraft::BasicNode,
+        Entry = openraft::Entry<TypeConfig>,
+        SnapshotData = tokio::fs::File,
+);
+
+/// The Raft handle of a bboard node.
+pub type BoardRaft = openraft::Raft<TypeConfig>;
