@@ -462,6 +462,21 @@ mod tests {
         (db, store)
     }
 
+    /// A board of genesis + two notes.
+    fn three_entry_board(dir: &std::path::Path) -> (sled::Db, BoardStore) {
+        let authority = SigningKey::from_bytes(&[1; 32]);
+        let (db, store) = board(dir);
+        apply(
+            &store,
+            &[
+                genesis(&authority),
+                note(&authority, 1),
+                note(&authority, 2),
+            ],
+        );
+        (db, store)
+    }
+
     #[test]
     fn batches_persist_and_match_an_in_memory_tree() {
         let dir = tempfile::tempdir().unwrap();
@@ -495,16 +510,7 @@ mod tests {
     #[test]
     fn an_edited_leaf_is_detected() {
         let dir = tempfile::tempdir().unwrap();
-        let authority = SigningKey::from_bytes(&[1; 32]);
-        let (_db, store) = board(dir.path());
-        apply(
-            &store,
-            &[
-                genesis(&authority),
-                note(&authority, 1),
-                note(&authority, 2),
-            ],
-        );
+        let (_db, store) = three_entry_board(dir.path());
         let mut edited = store.leaf(1).unwrap().unwrap();
         let last = edited.len() - 1;
         edited[last] ^= 1;
@@ -516,16 +522,7 @@ mod tests {
     #[test]
     fn a_truncated_store_is_detected() {
         let dir = tempfile::tempdir().unwrap();
-        let authority = SigningKey::from_bytes(&[1; 32]);
-        let (_db, store) = board(dir.path());
-        apply(
-            &store,
-            &[
-                genesis(&authority),
-                note(&authority, 1),
-                note(&authority, 2),
-            ],
-        );
+        let (_db, store) = three_entry_board(dir.path());
         store.tree.remove(leaf_key(2)).unwrap();
         assert!(matches!(
             store.verify_integrity(),

@@ -630,6 +630,11 @@ mod tests {
         NoteSigner::new("node-test", SigningKey::from_bytes(&[5; 32])).unwrap()
     }
 
+    fn open_sm(dir: &tempfile::TempDir, signer: NoteSigner) -> BoardStateMachine {
+        let db = open_db(&dir.path().join("db")).unwrap();
+        BoardStateMachine::open(db, "suite.test", signer, &dir.path().join("snap")).unwrap()
+    }
+
     struct Builder;
 
     impl
@@ -714,13 +719,7 @@ mod tests {
     async fn snapshot_round_trip_rebuilds_the_same_board_on_another_node() {
         let leaves = genesis_and_notes(2500);
         let source_dir = tempfile::tempdir().unwrap();
-        let mut source = BoardStateMachine::open(
-            open_db(&source_dir.path().join("db")).unwrap(),
-            "suite.test",
-            signer(),
-            &source_dir.path().join("snap"),
-        )
-        .unwrap();
+        let mut source = open_sm(&source_dir, signer());
         let responses = source
             .apply(vec![
                 batch_entry(1, &leaves[..1000]),
@@ -739,13 +738,7 @@ mod tests {
         let target_dir = tempfile::tempdir().unwrap();
         let target_signer =
             NoteSigner::new("node-other", SigningKey::from_bytes(&[6; 32])).unwrap();
-        let mut target = BoardStateMachine::open(
-            open_db(&target_dir.path().join("db")).unwrap(),
-            "suite.test",
-            target_signer,
-            &target_dir.path().join("snap"),
-        )
-        .unwrap();
+        let mut target = open_sm(&target_dir, target_signer);
         let mut incoming = target.begin_receiving_snapshot().await.unwrap();
         let mut data = snapshot.snapshot;
         tokio::io::copy(&mut data, &mut *incoming).await.unwrap();
@@ -770,13 +763,7 @@ mod tests {
     async fn a_corrupted_snapshot_is_refused_and_changes_nothing() {
         let leaves = genesis_and_notes(50);
         let source_dir = tempfile::tempdir().unwrap();
-        let mut source = BoardStateMachine::open(
-            open_db(&source_dir.path().join("db")).unwrap(),
-            "suite.test",
-            signer(),
-            &source_dir.path().join("snap"),
-        )
-        .unwrap();
+        let mut source = open_sm(&source_dir, signer());
         source.apply(vec![batch_entry(1, &leaves)]).await.unwrap();
         let snapshot = source
             .get_snapshot_builder()
@@ -794,13 +781,7 @@ mod tests {
         bytes[last] ^= 1; // flip a bit of the last leaf's signature
 
         let target_dir = tempfile::tempdir().unwrap();
-        let mut target = BoardStateMachine::open(
-            open_db(&target_dir.path().join("db")).unwrap(),
-            "suite.test",
-            signer(),
-            &target_dir.path().join("snap"),
-        )
-        .unwrap();
+        let mut target = open_sm(&target_dir, signer());
         let mut incoming = target.begin_receiving_snapshot().await.unwrap();
         tokio::io::AsyncWriteExt::write_all(&mut *incoming, &bytes)
             .await
