@@ -5,6 +5,7 @@
 
 mod demo;
 mod keys;
+mod node_cmds;
 
 use std::path::PathBuf;
 
@@ -34,6 +35,12 @@ enum Command {
     KeyInfo(keys::KeyInfoArgs),
     /// Checks a receipt offline against trusted node keys.
     VerifyReceipt(VerifyReceiptArgs),
+    /// Creates or runs a board node.
+    Node(node_cmds::NodeArgs),
+    /// Posts the genesis entry of a new board.
+    Genesis(node_cmds::GenesisArgs),
+    /// Runs a local cluster in this process (development and demos).
+    Devcluster(node_cmds::DevclusterArgs),
 }
 
 #[derive(clap::Args)]
@@ -68,6 +75,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::Keygen(args) => keys::run_keygen(args),
         Command::KeyInfo(args) => keys::run_key_info(args),
         Command::VerifyReceipt(args) => verify_receipt(args),
+        Command::Node(args) => node_cmds::run(args),
+        Command::Genesis(args) => node_cmds::run_genesis(args),
+        Command::Devcluster(args) => node_cmds::run_devcluster(args),
     }
 }
 

@@ -78,6 +78,23 @@ pub enum Error {
     /// A receipt is internally inconsistent.
     #[error("invalid receipt: {0}")]
     InvalidReceipt(String),
+    /// An admin request is not signed by any trusted admin key (or not signed at all).
+    #[error("admin request not authenticated: {0}")]
+    UntrustedAdminRequest(String),
+    /// An admin command's `issued_unix_ms` is further from now than the allowed skew
+    /// (stale, replayed later, or a wrong clock).
+    #[error(
+        "admin command issued at {issued_unix_ms} ms is {} ms from now ({now_unix_ms} ms), allowed skew is {max_skew_ms} ms",
+        issued_unix_ms.abs_diff(*now_unix_ms)
+    )]
+    StaleAdminCommand {
+        /// `issued_unix_ms` of the command.
+        issued_unix_ms: u64,
+        /// The verifier's clock.
+        now_unix_ms: u64,
+        /// The allowed difference either way.
+        max_skew_ms: u64,
+    },
 }
 
 impl Error {

@@ -16,6 +16,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod admin;
 pub mod board;
 pub mod checkpoint;
 pub mod envelope;

@@ -16,8 +16,13 @@
 //! cosignature gathering and the `bboard node` commands do not exist yet.
 
 #![forbid(unsafe_code)]
+pub mod admin;
 pub mod board_store;
+pub mod config;
 pub mod log_store;
 pub mod network;
+pub mod node;
+pub mod runtime;
+pub mod service;
 pub mod state_machine;
 pub mod types;

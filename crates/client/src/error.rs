@@ -1,0 +1,108 @@
+//! The error type of the client.
+
+use std::time::Duration;
+
+use tonic::Code;
+
+/// Everything that can go wrong talking to a board.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    /// The client was built without any endpoint.
+    #[error("no board endpoint configured")]
+    NoEndpoint,
+    /// An endpoint address is not a valid URI.
+    #[error("invalid endpoint {endpoint:?}: {reason}")]
+    InvalidEndpoint {
+        /// The address as given.
+        endpoint: String,
+        /// Why it was rejected.
+        reason: String,
+    },
+    /// The board judged the request and refused it (`INVALID_ARGUMENT`,
+    /// `PERMISSION_DENIED`, `FAILED_PRECONDITION`, `NOT_FOUND`, …). Retrying the same
+    /// request cannot help, so it is never retried.
+    #[error("{endpoint} rejected the request: {code:?}: {message}")]
+    Rejected {
+        /// Node that answered.
+        endpoint: String,
+        /// gRPC status code.
+        code: Code,
+        /// Status message of the node.
+        message: String,
+    },
+    /// A transient gRPC failure (`UNAVAILABLE`, `DEADLINE_EXCEEDED`, connection
+    /// error, …) from a call that is not retried, e.g. `status` of one node.
+    #[error("{endpoint}: {code:?}: {message}")]
+    Rpc {
+        /// Node that was called.
+        endpoint: String,
+        /// gRPC status code.
+        code: Code,
+        /// Status message.
+        message: String,
+    },
+    /// Every attempt failed with a transient error until the time budget ran out.
+    #[error("gave up after {attempts} attempt(s) in {elapsed:?}; last error: {last}")]
+    Timeout {
+        /// Calls made.
+        attempts: u32,
+        /// Time spent.
+        elapsed: Duration,
+        /// Description of the last failure.
+        last: String,
+    },
+    /// A receipt, checkpoint, entry or proof from the board does not verify. Never
+    /// retried nor ignored: a node served something its signatures do not back.
+    #[error("verification failed: {0}")]
+    Verification(#[from] bboard_core::Error),
+    /// A node answered with a response that is inconsistent with the request.
+    #[error("invalid response from {endpoint}: {reason}")]
+    InvalidResponse {
+        /// Node that answered.
+        endpoint: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The operation checks signatures but the client has no cosignature policy.
+    #[error("this operation needs trusted node keys (a cosignature policy)")]
+    NoPolicy,
+}
+
+impl ClientError {
+    /// The gRPC status code, for errors that carry one.
+    pub fn code(&self) -> Option<Code> {
+        match self {
+            ClientError::Rejected { code, .. } | ClientError::Rpc { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+
+    /// Builds the error of a failed call to `endpoint`.
+    pub(crate) fn from_status(endpoint: &str, status: &tonic::Status) -> Self {
+        if is_transient(status) {
+            ClientError::Rpc {
+                endpoint: endpoint.to_string(),
+                code: status.code(),
+                message: status.message().to_string(),
+            }
+        } else {
+            ClientError::Rejected {
+                endpoint: endpoint.to_string(),
+                code: status.code(),
+                message: status.message().to_string(),
+            }
+        }
+    }
+}
+
+/// Whether a failed call may succeed if the same request is sent again (possibly to
+/// another node): the node was unreachable, overloaded, between leaders or too slow.
+pub(crate) fn is_transient(status: &tonic::Status) -> bool {
+    match status.code() {
+        Code::Unavailable | Code::DeadlineExceeded | Code::Aborted | Code::Cancelled => true,
+        // A status with a source was made locally from a transport error (the remote
+        // end never answered), not sent by a node.
+        Code::Unknown => std::error::Error::source(status).is_some(),
+        _ => false,
+    }
+}

@@ -1,0 +1,233 @@
+//! Starting and stopping a node: stores, Raft, gRPC server, background loops.
+
+use std::collections::BTreeMap;
+use std::sync::Arc;
+
+use bboard_core::checkpoint::NoteSigner;
+use ed25519_dalek::SigningKey;
+use tokio::sync::watch;
+use tokio::task::JoinHandle;
+
+use crate::config::NodeConfig;
+use crate::log_store::{open_db, SledLogStore};
+use crate::network::{GrpcNetworkFactory, RaftService};
+use crate::node::{run_batcher, run_cosigner, NodeCosigner, Shared};
+use crate::service::BoardService;
+use crate::state_machine::BoardStateMachine;
+use crate::types::BoardRaft;
+
+/// Why a node could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    /// Configuration problem.
+    #[error(transparent)]
+    Config(#[from] crate::config::ConfigError),
+    /// The key file is unreadable or malformed.
+    #[error("key file {path}: {reason}")]
+    Key {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        reason: String,
+    },
+    /// The store could not be opened, or failed its integrity check.
+    #[error("store: {0}")]
+    Store(String),
+    /// Raft could not start.
+    #[error("raft: {0}")]
+    Raft(String),
+    /// The listen address could not be bound.
+    #[error("listening on {address}: {source}")]
+    Listen {
+        /// The address.
+        address: String,
+        /// Why.
+        source: std::io::Error,
+    },
+}
+
+/// Reads a node key file (hex Ed25519 seed on one line).
+pub fn read_key_file(path: &std::path::Path) -> Result<SigningKey, StartError> {
+    let bad = |reason: String| StartError::Key {
+        path: path.display().to_string(),
+        reason,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
+    let seed = hex::decode(text.trim()).map_err(|e| bad(format!("not hex: {e}")))?;
+    let seed: [u8; 32] = seed
+        .as_slice()
+        .try_into()
+        .map_err(|_| bad(format!("{} bytes, expected 32", seed.len())))?;
+    Ok(SigningKey::from_bytes(&seed))
+}
+
+/// A running node.
+pub struct RunningNode {
+    /// Shared state (for in-process tests and tools).
+    pub shared: Arc<Shared>,
+    /// The address the gRPC server is bound to.
+    pub local_addr: std::net::SocketAddr,
+    shutdown: watch::Sender<bool>,
+    tasks: Vec<JoinHandle<()>>,
+    server: JoinHandle<Result<(), tonic::transport::Error>>,
+    db: sled::Db,
+}
+
+impl RunningNode {
+    /// The Raft handle.
+    pub fn raft(&self) -> &BoardRaft {
+        &self.shared.raft
+    }
+
+    /// Stops the node: server, loops, Raft; flushes the store.
+    pub async fn shutdown(self) {
+        let _ = self.shutdown.send(true);
+        let _ = self.server.await;
+        for task in self.tasks {
+            let _ = task.await;
+        }
+        if let Err(e) = self.shared.raft.shutdown().await {
+            tracing::warn!(error = %e, "raft shutdown");
+        }
+        let db = self.db.clone();
+        let _ = tokio::task::spawn_blocking(move || db.flush()).await;
+    }
+}
+
+/// Starts a node from its configuration.
+pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
+    config.validate()?;
+    let key = read_key_file(&config.key_file)?;
+    let signer = NoteSigner::new(&config.name, key.clone()).map_err(|e| StartError::Key {
+        path: config.key_file.display().to_string(),
+        reason: e.to_string(),
+    })?;
+    let own = config.own_peer().ok_or_else(|| {
+        StartError::Config(crate::config::ConfigError::Invalid(
+            "node not in peers".into(),
+        ))
+    })?;
+    if own.verifier_key != signer.verifier().to_string() {
+        return Err(StartError::Key {
+            path: config.key_file.display().to_string(),
+            reason: "this key does not match the node's verifier key in peers".into(),
+        });
+    }
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|e| StartError::Store(format!("creating {}: {e}", config.data_dir.display())))?;
+    let db = open_db(&config.data_dir.join("db")).map_err(|e| StartError::Store(e.to_string()))?;
+    let log_store = SledLogStore::open(&db).map_err(|e| StartError::Store(e.to_string()))?;
+    let state_machine = BoardStateMachine::open(
+        db.clone(),
+        &config.origin,
+        signer.clone(),
+        &config.data_dir.join("snapshots"),
+    )
+    .map_err(|e| {
+        StartError::Store(format!(
+            "{e}. The store does not match what this node signed: it was edited, truncated or corrupted. \
+             Refusing to serve; move {} aside and let the node rebuild from its peers",
+            config.data_dir.display()
+        ))
+    })?;
+    let board = state_machine.board();
+    let applied = state_machine.subscribe();
+    let raft_config = Arc::new(config.raft_config()?);
+    let raft = BoardRaft::new(
+        config.node_id,
+        raft_config,
+        GrpcNetworkFactory::new(),
+        log_store,
+        state_machine,
+    )
+    .await
+    .map_err(|e| StartError::Raft(e.to_string()))?;
+
+    let listener = tokio::net::TcpListener::bind(config.listen)
+        .await
+        .map_err(|source| StartError::Listen {
+            address: config.listen.to_string(),
+            source,
+        })?;
+    let local_addr = listener.local_addr().map_err(|source| StartError::Listen {
+        address: config.listen.to_string(),
+        source,
+    })?;
+
+    if !config.initial_voters.is_empty()
+        && !raft
+            .is_initialized()
+            .await
+            .map_err(|e| StartError::Raft(e.to_string()))?
+    {
+        let members: BTreeMap<_, _> = config
+            .peers
+            .iter()
+            .filter(|p| config.initial_voters.contains(&p.id))
+            .map(|p| (p.id, openraft::BasicNode::new(p.address.clone())))
+            .collect();
+        // Every initial voter calls this with the same membership; openraft accepts
+        // it on an empty log and the election sorts out the rest.
+        if let Err(e) = raft.initialize(members).await {
+            tracing::info!(error = %e, "cluster already initialised");
+        }
+    }
+
+    let admin_keys = config
+        .admin_keys
+        .iter()
+        .map(|k| {
+            hex::decode(k)
+                .ok()
+                .and_then(|b| bboard_core::envelope::parse_public_key(&b).ok())
+                .ok_or_else(|| {
+                    StartError::Config(crate::config::ConfigError::Invalid(format!(
+                        "admin key {k:?} is not a hex Ed25519 public key"
+                    )))
+                })
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+
+    let (shared, queue) = Shared::new(config, raft.clone(), board, signer, applied)?;
+    let (shutdown, shutdown_rx) = watch::channel(false);
+    let tasks = vec![
+        tokio::spawn(run_batcher(shared.clone(), queue, shutdown_rx.clone())),
+        tokio::spawn(run_cosigner(shared.clone(), shutdown_rx.clone())),
+    ];
+
+    let (health_reporter, health_service) = tonic_health::server::health_reporter();
+    health_reporter
+        .set_serving::<bboard_proto::v1::board_server::BoardServer<BoardService>>()
+        .await;
+    let reflection = tonic_reflection::server::Builder::configure()
+        .register_encoded_file_descriptor_set(bboard_proto::FILE_DESCRIPTOR_SET)
+        .build_v1()
+        .map_err(|e| StartError::Raft(format!("reflection: {e}")))?;
+    let raft_service = RaftService::new(raft.clone(), Arc::new(NodeCosigner(shared.clone())));
+    let board_service = BoardService::new(shared.clone());
+    let admin_service = crate::admin::AdminService::new(raft.clone(), admin_keys);
+    let mut server_shutdown = shutdown_rx.clone();
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .add_service(health_service)
+            .add_service(reflection)
+            .add_service(raft_service.into_server())
+            .add_service(board_service.into_server())
+            .add_service(admin_service.into_server())
+            .serve_with_incoming_shutdown(
+                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                async move {
+                    let _ = server_shutdown.changed().await;
+                },
+            ),
+    );
+    tracing::info!(%local_addr, node = shared.config.node_id, "node serving");
+    Ok(RunningNode {
+        shared,
+        local_addr,
+        shutdown,
+        tasks,
+        server,
+        db,
+    })
+}

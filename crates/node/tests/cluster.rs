@@ -1,0 +1,321 @@
+//! In-process cluster tests: three real nodes (sled stores in temp dirs, gRPC on
+//! 127.0.0.1), driven through the public Board service.
+
+#![allow(clippy::unwrap_used)] // Test code: failures should abort loudly.
+
+use std::time::Duration;
+
+use bboard_core::checkpoint::{CosignaturePolicy, NoteSigner};
+use bboard_core::envelope::SignedEnvelope;
+use bboard_core::pb;
+use bboard_core::receipt::Receipt;
+use bboard_node::config::{Limits, NodeConfig, PeerConfig, RaftTuning};
+use bboard_node::runtime::{start, RunningNode};
+use bboard_proto::v1::board_client::BoardClient;
+use ed25519_dalek::SigningKey;
+use tonic::Code;
+
+const ORIGIN: &str = "cluster.test/board";
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+struct TestCluster {
+    nodes: Vec<RunningNode>,
+    endpoints: Vec<String>,
+    policy: CosignaturePolicy,
+    _dir: tempfile::TempDir,
+}
+
+async fn start_cluster(n: u64) -> TestCluster {
+    let dir = tempfile::tempdir().unwrap();
+    let keys: Vec<SigningKey> = (0..n)
+        .map(|i| SigningKey::from_bytes(&[10 + i as u8; 32]))
+        .collect();
+    let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+    let peers: Vec<PeerConfig> = (0..n)
+        .map(|i| PeerConfig {
+            id: i + 1,
+            address: format!("127.0.0.1:{}", ports[i as usize]),
+            verifier_key: NoteSigner::new(&format!("node-{}", i + 1), keys[i as usize].clone())
+                .unwrap()
+                .verifier()
+                .to_string(),
+            organisation: format!("org-{}", i + 1),
+        })
+        .collect();
+    let mut nodes = Vec::new();
+    for i in 0..n {
+        let node_dir = dir.path().join(format!("n{}", i + 1));
+        std::fs::create_dir_all(&node_dir).unwrap();
+        std::fs::write(
+            node_dir.join("key"),
+            hex::encode(keys[i as usize].to_bytes()),
+        )
+        .unwrap();
+        let config = NodeConfig {
+            node_id: i + 1,
+            name: format!("node-{}", i + 1),
+            organisation: format!("org-{}", i + 1),
+            origin: ORIGIN.into(),
+            data_dir: node_dir.join("data"),
+            key_file: node_dir.join("key"),
+            listen: format!("127.0.0.1:{}", ports[i as usize]).parse().unwrap(),
+            admin_keys: vec![],
+            cosign_threshold: None,
+            initial_voters: (1..=n).collect(),
+            peers: peers.clone(),
+            raft: RaftTuning {
+                heartbeat_ms: 100,
+                election_timeout_min_ms: 400,
+                election_timeout_max_ms: 800,
+                ..Default::default()
+            },
+            limits: Limits {
+                max_body_bytes: 16 * 1024,
+                ..Default::default()
+            },
+        };
+        nodes.push(start(config).await.unwrap());
+    }
+    let policy = CosignaturePolicy::majority(
+        ORIGIN,
+        peers
+            .iter()
+            .map(|p| bboard_core::checkpoint::NoteVerifier::parse(&p.verifier_key).unwrap())
+            .collect(),
+    )
+    .unwrap();
+    TestCluster {
+        endpoints: peers.iter().map(|p| p.address.clone()).collect(),
+        nodes,
+        policy,
+        _dir: dir,
+    }
+}
+
+async fn client(endpoint: &str) -> BoardClient<tonic::transport::Channel> {
+    for _ in 0..50 {
+        if let Ok(client) = BoardClient::connect(format!("http://{endpoint}")).await {
+            return client;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("cannot connect to {endpoint}");
+}
+
+fn body(kind: pb::entry_body::Kind, seq: u64) -> pb::EntryBody {
+    pb::EntryBody {
+        election_id: String::new(),
+        created_unix_ms: seq,
+        kind: Some(kind),
+    }
+}
+
+fn note(key: &SigningKey, seq: u64) -> SignedEnvelope {
+    SignedEnvelope::sign_body(
+        &body(
+            pb::entry_body::Kind::Note(pb::Note {
+                text: format!("note {seq}"),
+            }),
+            seq,
+        ),
+        key,
+    )
+}
+
+/// Appends, retrying while the cluster elects a leader.
+async fn append(
+    endpoint: &str,
+    envelope: &SignedEnvelope,
+) -> Result<pb::AppendResponse, tonic::Status> {
+    let mut client = client(endpoint).await;
+    for _ in 0..100 {
+        match client
+            .append(pb::AppendRequest {
+                envelope: Some(envelope.to_proto()),
+            })
+            .await
+        {
+            Err(status) if status.code() == Code::Unavailable => {
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+            other => return other.map(|r| r.into_inner()),
+        }
+    }
+    Err(tonic::Status::unavailable("gave up"))
+}
+
+fn verify(policy: &CosignaturePolicy, response: &pb::AppendResponse) -> u64 {
+    let receipt = Receipt::from_proto(response.receipt.as_ref().unwrap()).unwrap();
+    receipt.verify(policy).unwrap().leaf_index.0
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn three_nodes_append_prove_and_agree() {
+    let cluster = start_cluster(3).await;
+    let authority = SigningKey::from_bytes(&[1; 32]);
+    let genesis = SignedEnvelope::sign_body(
+        &body(
+            pb::entry_body::Kind::Genesis(pb::BoardGenesis {
+                origin: ORIGIN.into(),
+                authority_keys: vec![authority.verifying_key().as_bytes().to_vec()],
+                description: String::new(),
+            }),
+            0,
+        ),
+        &authority,
+    );
+    // Before the genesis, nothing else is accepted.
+    let early = append(&cluster.endpoints[0], &note(&authority, 1))
+        .await
+        .unwrap_err();
+    assert_eq!(early.code(), Code::FailedPrecondition, "{early:?}");
+    let response = append(&cluster.endpoints[1], &genesis).await.unwrap();
+    assert_eq!(verify(&cluster.policy, &response), 0);
+
+    // Register a terminal key, then append from every node concurrently (followers forward).
+    let terminal = SigningKey::from_bytes(&[2; 32]);
+    let register = SignedEnvelope::sign_body(
+        &body(
+            pb::entry_body::Kind::RegisterKey(pb::RegisterKey {
+                public_key: terminal.verifying_key().as_bytes().to_vec(),
+                role: pb::Role::Terminal as i32,
+                precinct_id: "p1".into(),
+                label: "terminal 1".into(),
+            }),
+            1,
+        ),
+        &authority,
+    );
+    assert_eq!(
+        verify(
+            &cluster.policy,
+            &append(&cluster.endpoints[2], &register).await.unwrap()
+        ),
+        1
+    );
+
+    let mut tasks = Vec::new();
+    for worker in 0..6u64 {
+        let endpoint = cluster.endpoints[(worker % 3) as usize].clone();
+        let terminal = terminal.clone();
+        let policy = cluster.policy.clone();
+        tasks.push(tokio::spawn(async move {
+            let mut indexes = Vec::new();
+            for i in 0..20 {
+                let envelope = note(&terminal, 1000 + worker * 100 + i);
+                let response = append(&endpoint, &envelope).await.unwrap();
+                assert!(!response.duplicate);
+                indexes.push(verify(&policy, &response));
+            }
+            indexes
+        }));
+    }
+    let mut all = Vec::new();
+    for task in tasks {
+        all.extend(task.await.unwrap());
+    }
+    all.sort();
+    assert_eq!(
+        all,
+        (2..122).collect::<Vec<u64>>(),
+        "every entry exactly once"
+    );
+
+    // A retry of an acknowledged envelope is a duplicate with the original index.
+    let again = append(&cluster.endpoints[1], &note(&terminal, 1000))
+        .await
+        .unwrap();
+    assert!(again.duplicate);
+    let original_index = verify(&cluster.policy, &again);
+    assert!((2..122).contains(&original_index));
+
+    // Bad input: precise codes, nothing appended.
+    let mut tampered = note(&terminal, 5000).to_proto();
+    tampered.body[2] ^= 1;
+    let mut c = client(&cluster.endpoints[0]).await;
+    let status = c
+        .append(pb::AppendRequest {
+            envelope: Some(tampered),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let stranger = SigningKey::from_bytes(&[77; 32]);
+    let status = append(&cluster.endpoints[0], &note(&stranger, 1))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied, "{status:?}");
+    let huge = SignedEnvelope::sign(vec![1; 20 * 1024], &terminal);
+    let status = append(&cluster.endpoints[0], &huge).await.unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument, "{status:?}");
+    let status = c
+        .append(pb::AppendRequest { envelope: None })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+
+    // All nodes converge on the same size and root.
+    let mut seen = Vec::new();
+    for endpoint in &cluster.endpoints {
+        let mut c = client(endpoint).await;
+        let mut status = c.status(pb::StatusRequest {}).await.unwrap().into_inner();
+        for _ in 0..50 {
+            if status.tree_size == 122 {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            status = c.status(pb::StatusRequest {}).await.unwrap().into_inner();
+        }
+        seen.push((status.tree_size, status.root));
+    }
+    assert!(seen.iter().all(|s| *s == seen[0]), "{seen:?}");
+    assert_eq!(seen[0].0, 122);
+
+    // Consistency proof between two cosigned checkpoints verifies.
+    let mut c = client(&cluster.endpoints[2]).await;
+    let old = c
+        .get_checkpoint(pb::GetCheckpointRequest { size: 50 })
+        .await
+        .unwrap()
+        .into_inner();
+    let new = c
+        .get_checkpoint(pb::GetCheckpointRequest { size: 0 })
+        .await
+        .unwrap()
+        .into_inner();
+    let old_cp = cluster.policy.verify_note(&old.signed_checkpoint).unwrap();
+    let new_cp = cluster.policy.verify_note(&new.signed_checkpoint).unwrap();
+    let proof = c
+        .get_consistency_proof(pb::GetConsistencyProofRequest {
+            old_size: 50,
+            new_size: new.size,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let proof: Vec<_> = proof
+        .proof
+        .iter()
+        .map(|h| bboard_merkle::Hash::from_slice(h).unwrap())
+        .collect();
+    bboard_merkle::verify_consistency(
+        &bboard_merkle::Blake3Hasher,
+        old_cp.checkpoint.size,
+        new_cp.checkpoint.size,
+        &old_cp.checkpoint.root,
+        &new_cp.checkpoint.root,
+        &proof,
+    )
+    .unwrap();
+
+    for node in cluster.nodes {
+        node.shutdown().await;
+    }
+}
