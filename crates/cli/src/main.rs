@@ -3,6 +3,7 @@
 //! Thin glue over the library crates: argument parsing (clap), files, and messages
 //! for people. Every failure is reported with context and a non-zero exit code.
 
+mod board_cmds;
 mod demo;
 mod keys;
 mod node_cmds;
@@ -41,6 +42,14 @@ enum Command {
     Genesis(node_cmds::GenesisArgs),
     /// Runs a local cluster in this process (development and demos).
     Devcluster(node_cmds::DevclusterArgs),
+    /// Prints the status of board nodes: role, term, leader, tree size, root.
+    Status(board_cmds::StatusArgs),
+    /// Signs a note (or an encoded entry body) and appends it to a running board.
+    Append(board_cmds::AppendArgs),
+    /// Prints one entry of a running board.
+    Get(board_cmds::GetArgs),
+    /// Fetches and verifies an inclusion or consistency proof against k-of-n checkpoints.
+    Prove(board_cmds::ProveArgs),
 }
 
 #[derive(clap::Args)]
@@ -78,6 +87,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::Node(args) => node_cmds::run(args),
         Command::Genesis(args) => node_cmds::run_genesis(args),
         Command::Devcluster(args) => node_cmds::run_devcluster(args),
+        Command::Status(args) => board_cmds::run_status(args),
+        Command::Append(args) => board_cmds::run_append(args),
+        Command::Get(args) => board_cmds::run_get(args),
+        Command::Prove(args) => board_cmds::run_prove(args),
     }
 }
 

@@ -147,20 +147,26 @@ impl Shared {
         .map_err(|e| e.to_string())
     }
 
-    /// Gathers peers' signatures over this node's checkpoint of `size`.
+    /// Gathers peers' signatures over this node's checkpoint of `size`. Returns as soon
+    /// as the checkpoint is final (k-of-n), so one slow or stopped peer does not delay
+    /// receipts; otherwise waits for every peer (each bounded by a timeout).
     pub async fn cosign_round(&self, size: u64) -> Result<SignedCheckpoint, String> {
+        use futures::StreamExt as _;
         let mut merged = self.own_checkpoint(size)?;
-        let requests = self
+        let mut requests: futures::stream::FuturesUnordered<_> = self
             .config
             .peers
             .iter()
             .filter(|p| p.id != self.config.node_id)
-            .map(|p| request_cosignature(&p.address, size, COSIGN_TIMEOUT));
-        for note in futures::future::join_all(requests)
-            .await
-            .into_iter()
-            .flatten()
-        {
+            .map(|p| request_cosignature(&p.address, size, COSIGN_TIMEOUT))
+            .collect();
+        while self.policy.verify(&merged).is_err() {
+            let Some(result) = requests.next().await else {
+                break;
+            };
+            let Ok(note) = result else {
+                continue;
+            };
             match SignedCheckpoint::parse(&note) {
                 Ok(theirs) => {
                     if let Err(e) = merged.merge(&theirs) {
