@@ -277,12 +277,18 @@ pub struct DevclusterArgs {
     /// Directory holding every node's keys, config and data (reused on restart).
     #[arg(long, default_value = "bboard-devcluster")]
     dir: PathBuf,
-    /// gRPC port of node 1; node i listens on base_port + i - 1.
+    /// gRPC port of node 1; node i listens on base_port + i - 1 (0: any free ports).
     #[arg(long, default_value_t = 7101)]
     base_port: u16,
     /// Board origin.
     #[arg(long, default_value = "dev.bboard.local/election")]
     origin: String,
+}
+
+/// A free TCP port on 127.0.0.1 (bound, then released for the node to bind).
+fn free_port() -> Result<u16> {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
+    Ok(listener.local_addr()?.port())
 }
 
 /// A local cluster running in this process.
@@ -316,7 +322,12 @@ pub async fn start_devcluster(
         write_private_key(&authority_path, &authority)?;
         let mut initialized = Vec::new();
         for id in 1..=nodes {
-            let listen: SocketAddr = format!("127.0.0.1:{}", base_port + id as u16 - 1).parse()?;
+            let port = if base_port == 0 {
+                free_port()?
+            } else {
+                base_port + id as u16 - 1
+            };
+            let listen: SocketAddr = format!("127.0.0.1:{port}").parse()?;
             let node_dir = dir.join(format!("node{id}"));
             initialized.push(init_node(
                 &node_dir,
