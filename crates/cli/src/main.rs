@@ -3,6 +3,7 @@
 //! Thin glue over the library crates: argument parsing (clap), files, and messages
 //! for people. Every failure is reported with context and a non-zero exit code.
 
+mod admin;
 mod board_cmds;
 mod demo;
 mod keys;
@@ -42,6 +43,8 @@ enum Command {
     Genesis(node_cmds::GenesisArgs),
     /// Runs a local cluster in this process (development and demos).
     Devcluster(node_cmds::DevclusterArgs),
+    /// Sends a signed admin command (membership, snapshot, election) to a node.
+    Admin(admin::AdminArgs),
     /// Prints the status of board nodes: role, term, leader, tree size, root.
     Status(board_cmds::StatusArgs),
     /// Signs a note (or an encoded entry body) and appends it to a running board.
@@ -87,6 +90,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::Node(args) => node_cmds::run(args),
         Command::Genesis(args) => node_cmds::run_genesis(args),
         Command::Devcluster(args) => node_cmds::run_devcluster(args),
+        Command::Admin(args) => admin::run(args),
         Command::Status(args) => board_cmds::run_status(args),
         Command::Append(args) => board_cmds::run_append(args),
         Command::Get(args) => board_cmds::run_get(args),

@@ -61,6 +61,29 @@ pub fn read_key_file(path: &std::path::Path) -> Result<SigningKey, StartError> {
     Ok(SigningKey::from_bytes(&seed))
 }
 
+/// Opens the store; if another process (or a node of this process that is still
+/// shutting down) holds sled's lock, waits up to 10 s for it to go.
+async fn open_db_waiting_for_lock(path: &std::path::Path) -> Result<sled::Db, StartError> {
+    let deadline = tokio::time::Instant::now() + std::time::Duration::from_secs(10);
+    loop {
+        match open_db(path) {
+            Ok(db) => return Ok(db),
+            Err(e)
+                if e.to_string().contains("could not acquire lock")
+                    && tokio::time::Instant::now() < deadline =>
+            {
+                tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+            }
+            Err(e) => {
+                return Err(StartError::Store(format!(
+                    "opening {}: {e} (is another node using this data directory?)",
+                    path.display()
+                )))
+            }
+        }
+    }
+}
+
 /// A running node.
 pub struct RunningNode {
     /// Shared state (for in-process tests and tools).
@@ -82,7 +105,15 @@ impl RunningNode {
     /// Stops the node: server, loops, Raft; flushes the store.
     pub async fn shutdown(self) {
         let _ = self.shutdown.send(true);
-        let _ = self.server.await;
+        // Graceful: in-flight calls finish; open Watch streams end on the same signal.
+        // Bounded, so a stuck client cannot keep the node from stopping.
+        let mut server = self.server;
+        if tokio::time::timeout(std::time::Duration::from_secs(5), &mut server)
+            .await
+            .is_err()
+        {
+            server.abort();
+        }
         for task in self.tasks {
             let _ = task.await;
         }
@@ -115,7 +146,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
     }
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|e| StartError::Store(format!("creating {}: {e}", config.data_dir.display())))?;
-    let db = open_db(&config.data_dir.join("db")).map_err(|e| StartError::Store(e.to_string()))?;
+    let db = open_db_waiting_for_lock(&config.data_dir.join("db")).await?;
     let log_store = SledLogStore::open(&db).map_err(|e| StartError::Store(e.to_string()))?;
     let state_machine = BoardStateMachine::open(
         db.clone(),
@@ -204,7 +235,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
         .build_v1()
         .map_err(|e| StartError::Raft(format!("reflection: {e}")))?;
     let raft_service = RaftService::new(raft.clone(), Arc::new(NodeCosigner(shared.clone())));
-    let board_service = BoardService::new(shared.clone());
+    let board_service = BoardService::new(shared.clone(), shutdown_rx.clone());
     let admin_service = crate::admin::AdminService::new(raft.clone(), admin_keys);
     let mut server_shutdown = shutdown_rx.clone();
     let server = tokio::spawn(

@@ -43,6 +43,7 @@ const MAX_PAGE_BYTES: usize = 3 * 1024 * 1024;
 pub struct BoardService {
     shared: Arc<Shared>,
     channels: Arc<Channels>,
+    shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
 fn status_of(rejection: &Rejection) -> Status {
@@ -75,11 +76,12 @@ fn checkpoint_response(signed: &SignedCheckpoint, is_final: bool) -> pb::Checkpo
 }
 
 impl BoardService {
-    /// A service over the node's shared state.
-    pub fn new(shared: Arc<Shared>) -> Self {
+    /// A service over the node's shared state; streams end when `shutdown` changes.
+    pub fn new(shared: Arc<Shared>, shutdown: tokio::sync::watch::Receiver<bool>) -> Self {
         BoardService {
             shared,
             channels: Arc::new(Channels::default()),
+            shutdown,
         }
     }
 
@@ -435,6 +437,7 @@ impl Board for BoardService {
     ) -> Result<Response<Self::WatchStream>, Status> {
         let mut next = request.into_inner().from_index;
         let shared = self.shared.clone();
+        let mut shutdown = self.shutdown.clone();
         let (tx, rx) = tokio::sync::mpsc::channel(64);
         tokio::spawn(async move {
             let mut applied = shared.applied.clone();
@@ -467,6 +470,7 @@ impl Board for BoardService {
                         }
                     }
                     _ = tx.closed() => return,
+                    _ = shutdown.changed() => return,
                 }
             }
         });

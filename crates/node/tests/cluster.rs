@@ -319,3 +319,145 @@ async fn three_nodes_append_prove_and_agree() {
         node.shutdown().await;
     }
 }
+
+async fn post_genesis(cluster: &TestCluster, authority: &SigningKey) {
+    let genesis = SignedEnvelope::sign_body(
+        &body(
+            pb::entry_body::Kind::Genesis(pb::BoardGenesis {
+                origin: ORIGIN.into(),
+                authority_keys: vec![authority.verifying_key().as_bytes().to_vec()],
+                description: String::new(),
+            }),
+            0,
+        ),
+        authority,
+    );
+    append(&cluster.endpoints[0], &genesis).await.unwrap();
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn watch_health_and_reflection_are_served() {
+    use tokio_stream::StreamExt as _;
+    let cluster = start_cluster(3).await;
+    let authority = SigningKey::from_bytes(&[1; 32]);
+    post_genesis(&cluster, &authority).await;
+    for i in 1..=5 {
+        append(&cluster.endpoints[0], &note(&authority, i))
+            .await
+            .unwrap();
+    }
+    // Watch from a follower's point of view: all entries from index 2, in order.
+    let mut c = client(&cluster.endpoints[2]).await;
+    let mut stream = c
+        .watch(pb::WatchRequest { from_index: 2 })
+        .await
+        .unwrap()
+        .into_inner();
+    let mut indexes = Vec::new();
+    while indexes.len() < 4 {
+        let event = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if let Some(pb::watch_event::Event::Entry(entry)) = event.event {
+            indexes.push(entry.index);
+        }
+    }
+    assert_eq!(indexes, vec![2, 3, 4, 5]);
+    // A new entry shows up on the open stream.
+    append(&cluster.endpoints[1], &note(&authority, 6))
+        .await
+        .unwrap();
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if let Some(pb::watch_event::Event::Entry(entry)) = event.event {
+            assert_eq!(entry.index, 6);
+            break;
+        }
+    }
+
+    // gRPC health reports the Board service as serving.
+    let channel =
+        tonic::transport::Endpoint::from_shared(format!("http://{}", cluster.endpoints[0]))
+            .unwrap()
+            .connect()
+            .await
+            .unwrap();
+    let mut health = tonic_health::pb::health_client::HealthClient::new(channel.clone());
+    let serving = health
+        .check(tonic_health::pb::HealthCheckRequest {
+            service: "bboard.v1.Board".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(
+        serving.status,
+        tonic_health::pb::health_check_response::ServingStatus::Serving as i32
+    );
+
+    // Unknown entries and sizes get precise codes.
+    let status = c
+        .get_entry(pb::GetEntryRequest { index: 999 })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::NotFound);
+    let status = c
+        .get_checkpoint(pb::GetCheckpointRequest { size: 999 })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::OutOfRange);
+    for node in cluster.nodes {
+        node.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn a_node_whose_store_was_edited_refuses_to_start() {
+    let mut cluster = start_cluster(3).await;
+    let authority = SigningKey::from_bytes(&[1; 32]);
+    post_genesis(&cluster, &authority).await;
+    for i in 1..=3 {
+        append(&cluster.endpoints[0], &note(&authority, i))
+            .await
+            .unwrap();
+    }
+    // Let every node apply everything, then stop node 3.
+    tokio::time::sleep(Duration::from_millis(500)).await;
+    let node = cluster.nodes.pop().unwrap();
+    let config = node.shared.config.clone();
+    node.shutdown().await;
+
+    // Restarting an untouched store works (and it rejoins).
+    let node = start(config.clone()).await.unwrap();
+    node.shutdown().await;
+
+    // Edit one byte of leaf 2 inside the stopped node's sled store.
+    {
+        let db = sled::open(config.data_dir.join("db")).unwrap();
+        let tree = db.open_tree("board").unwrap();
+        let mut key = vec![b'l'];
+        key.extend_from_slice(&2u64.to_be_bytes());
+        let mut leaf = tree.get(&key).unwrap().unwrap().to_vec();
+        let last = leaf.len() - 1;
+        leaf[last] ^= 1;
+        tree.insert(key, leaf).unwrap();
+        db.flush().unwrap();
+    }
+    let error = match start(config).await {
+        Ok(_) => panic!("a node with an edited store started"),
+        Err(error) => error.to_string(),
+    };
+    assert!(
+        error.contains("leaves were edited") && error.contains("Refusing to serve"),
+        "{error}"
+    );
+    for node in cluster.nodes {
+        node.shutdown().await;
+    }
+}

@@ -1,0 +1,244 @@
+//! `bboard admin`: signed operator commands sent to a node's `bboard.v1.Admin` service.
+//!
+//! Each invocation builds one `AdminCommand` stamped with this machine's clock, signs it
+//! with the admin key (`"bboard/v1/admin\n" || body`) and sends it once. The node refuses
+//! a request whose timestamp is more than its allowed skew (60 s by default) from its own
+//! clock, and any request it has already seen: re-running the command signs a fresh one.
+//!
+//! Membership commands (`add-learner`, `change-membership`) must go to the leader; a
+//! follower answers `FailedPrecondition` naming the leader's id and address.
+
+use std::path::PathBuf;
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use anyhow::{bail, Context, Result};
+use bboard_core::admin::sign_admin_command;
+use bboard_core::pb;
+use bboard_core::pb::admin_client::AdminClient;
+use bboard_core::pb::admin_command::Command;
+use tonic::transport::Endpoint;
+
+/// Sends a signed admin command to a node.
+#[derive(clap::Args)]
+pub struct AdminArgs {
+    /// The node's gRPC endpoint, `HOST:PORT` (or an `http://` URL).
+    #[arg(long)]
+    endpoint: String,
+    /// Admin private key file (hex seed, as written by `bboard keygen`).
+    #[arg(long)]
+    key: PathBuf,
+    /// Give up after this many seconds (`add-learner` waits for the learner to catch up).
+    #[arg(long, default_value_t = 120)]
+    timeout_secs: u64,
+    #[command(subcommand)]
+    command: AdminSubcommand,
+}
+
+#[derive(clap::Subcommand, Clone, Debug, PartialEq, Eq)]
+enum AdminSubcommand {
+    /// Adds a node as a non-voting learner and waits until it has caught up.
+    AddLearner {
+        /// The new node's id (never reused).
+        #[arg(long)]
+        id: u64,
+        /// The new node's gRPC address, `HOST:PORT`, as its peers will dial it.
+        #[arg(long)]
+        address: String,
+    },
+    /// Replaces the set of voters (each must already be a member, e.g. a learner).
+    ChangeMembership {
+        /// The new voters, comma separated: `1,2,3`.
+        #[arg(long, value_delimiter = ',', required = true, num_args = 1..)]
+        voters: Vec<u64>,
+    },
+    /// Makes the node build a snapshot of its state now.
+    Snapshot,
+    /// Makes the node start an election now (useful when the leader is gone).
+    Campaign,
+}
+
+/// Which RPC a subcommand calls.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+enum Rpc {
+    AddLearner,
+    ChangeMembership,
+    TriggerSnapshot,
+    Campaign,
+}
+
+impl std::fmt::Display for Rpc {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Rpc::AddLearner => "AddLearner",
+            Rpc::ChangeMembership => "ChangeMembership",
+            Rpc::TriggerSnapshot => "TriggerSnapshot",
+            Rpc::Campaign => "Campaign",
+        })
+    }
+}
+
+/// The RPC and the unsigned command of a subcommand, issued at `now_unix_ms`.
+fn build_command(command: &AdminSubcommand, now_unix_ms: u64) -> (Rpc, pb::AdminCommand) {
+    let (rpc, command) = match command {
+        AdminSubcommand::AddLearner { id, address } => (
+            Rpc::AddLearner,
+            Command::AddLearner(pb::AddLearnerCommand {
+                node_id: *id,
+                address: address.clone(),
+            }),
+        ),
+        AdminSubcommand::ChangeMembership { voters } => (
+            Rpc::ChangeMembership,
+            Command::ChangeMembership(pb::ChangeMembershipCommand {
+                voter_ids: voters.clone(),
+            }),
+        ),
+        AdminSubcommand::Snapshot => (
+            Rpc::TriggerSnapshot,
+            Command::TriggerSnapshot(pb::TriggerSnapshotCommand {}),
+        ),
+        AdminSubcommand::Campaign => (Rpc::Campaign, Command::Campaign(pb::CampaignCommand {})),
+    };
+    (
+        rpc,
+        pb::AdminCommand {
+            issued_unix_ms: now_unix_ms,
+            command: Some(command),
+        },
+    )
+}
+
+/// `http://HOST:PORT` for a bare `HOST:PORT`; URLs are kept.
+fn endpoint_url(endpoint: &str) -> String {
+    if endpoint.starts_with("http://") || endpoint.starts_with("https://") {
+        endpoint.to_owned()
+    } else {
+        format!("http://{endpoint}")
+    }
+}
+
+/// Runs `bboard admin` on its own Tokio runtime.
+pub fn run(args: AdminArgs) -> Result<()> {
+    let key = crate::keys::read_private_key(&args.key)?;
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .context("system clock is before 1970")?;
+    let now_unix_ms = u64::try_from(now.as_millis()).context("system clock out of range")?;
+    let (rpc, command) = build_command(&args.command, now_unix_ms);
+    let request = sign_admin_command(&command, &key);
+    let timeout = Duration::from_secs(args.timeout_secs);
+    let url = endpoint_url(&args.endpoint);
+
+    let runtime = tokio::runtime::Runtime::new().context("starting the Tokio runtime")?;
+    let message = runtime.block_on(async {
+        let channel = Endpoint::from_shared(url.clone())
+            .with_context(|| format!("invalid endpoint {:?}", args.endpoint))?
+            .connect_timeout(Duration::from_secs(5))
+            .timeout(timeout)
+            .connect()
+            .await
+            .with_context(|| format!("connecting to {url}"))?;
+        let mut client = AdminClient::new(channel);
+        let mut request = tonic::Request::new(request);
+        request.set_timeout(timeout);
+        let result = match rpc {
+            Rpc::AddLearner => client.add_learner(request).await,
+            Rpc::ChangeMembership => client.change_membership(request).await,
+            Rpc::TriggerSnapshot => client.trigger_snapshot(request).await,
+            Rpc::Campaign => client.campaign(request).await,
+        };
+        match result {
+            Ok(response) => Ok(response.into_inner().message),
+            Err(status) => bail!(
+                "{rpc} on {url} failed: {:?}: {}",
+                status.code(),
+                status.message()
+            ),
+        }
+    })?;
+    println!("{message}");
+    Ok(())
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use clap::Parser;
+
+    use super::*;
+
+    #[derive(Parser)]
+    struct Cli {
+        #[command(flatten)]
+        admin: AdminArgs,
+    }
+
+    fn parse(args: &[&str]) -> Result<AdminArgs, clap::Error> {
+        let base = [
+            "bboard",
+            "--endpoint",
+            "127.0.0.1:7001",
+            "--key",
+            "admin.key",
+        ];
+        Cli::try_parse_from(base.iter().chain(args)).map(|cli| cli.admin)
+    }
+
+    #[test]
+    fn admin_parses_subcommands_into_signed_commands() {
+        let args = parse(&["add-learner", "--id", "4", "--address", "10.0.0.4:7000"]).unwrap();
+        assert_eq!(args.endpoint, "127.0.0.1:7001");
+        let (rpc, cmd) = build_command(&args.command, 123);
+        assert_eq!(rpc, Rpc::AddLearner);
+        assert_eq!(cmd.issued_unix_ms, 123);
+        assert_eq!(
+            cmd.command,
+            Some(Command::AddLearner(pb::AddLearnerCommand {
+                node_id: 4,
+                address: "10.0.0.4:7000".into()
+            }))
+        );
+
+        let args = parse(&["change-membership", "--voters", "1,2,3"]).unwrap();
+        let (rpc, cmd) = build_command(&args.command, 1);
+        assert_eq!(rpc, Rpc::ChangeMembership);
+        assert_eq!(
+            cmd.command,
+            Some(Command::ChangeMembership(pb::ChangeMembershipCommand {
+                voter_ids: vec![1, 2, 3]
+            }))
+        );
+
+        let args = parse(&["snapshot"]).unwrap();
+        assert_eq!(build_command(&args.command, 1).0, Rpc::TriggerSnapshot);
+        let args = parse(&["campaign"]).unwrap();
+        assert_eq!(build_command(&args.command, 1).0, Rpc::Campaign);
+
+        assert!(parse(&["change-membership"]).is_err());
+        assert!(parse(&["change-membership", "--voters", "1,x"]).is_err());
+        assert!(parse(&["add-learner", "--id", "4"]).is_err());
+    }
+
+    #[test]
+    fn admin_endpoint_urls() {
+        assert_eq!(endpoint_url("10.0.0.1:7000"), "http://10.0.0.1:7000");
+        assert_eq!(endpoint_url("http://a:1"), "http://a:1");
+        assert_eq!(endpoint_url("https://a:1"), "https://a:1");
+    }
+
+    #[test]
+    fn admin_unreachable_node_is_an_error_with_context() {
+        let dir = tempfile::tempdir().unwrap();
+        let key_file = dir.path().join("admin.key");
+        crate::keys::write_private_key(&key_file, &crate::keys::generate_key()).unwrap();
+        let mut args = parse(&["snapshot"]).unwrap();
+        args.key = key_file;
+        // Nothing listens on port 1.
+        args.endpoint = "127.0.0.1:1".into();
+        let err = run(args).unwrap_err();
+        assert!(
+            format!("{err:#}").contains("connecting to http://127.0.0.1:1"),
+            "{err:#}"
+        );
+    }
+}
