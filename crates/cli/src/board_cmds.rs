@@ -155,28 +155,6 @@ fn describe_checkpoint(checkpoint: &VerifiedCheckpoint, policy_keys: usize) -> S
     )
 }
 
-/// Name of an entry kind, as in `entry.proto`.
-fn kind_name(kind: &pb::entry_body::Kind) -> &'static str {
-    use pb::entry_body::Kind;
-    match kind {
-        Kind::Genesis(_) => "BoardGenesis",
-        Kind::RegisterKey(_) => "RegisterKey",
-        Kind::RevokeKey(_) => "RevokeKey",
-        Kind::Manifest(_) => "ElectionManifest",
-        Kind::PhaseChange(_) => "PhaseChange",
-        Kind::DkgCommitment(_) => "DkgCommitment",
-        Kind::DkgSecretShare(_) => "DkgSecretShare",
-        Kind::JointKey(_) => "JointKey",
-        Kind::Ballot(_) => "Ballot",
-        Kind::SpoiledBallot(_) => "SpoiledBallot",
-        Kind::PrecinctProtocol(_) => "PrecinctProtocol",
-        Kind::DecryptionShare(_) => "DecryptionShare",
-        Kind::Result(_) => "ElectionResult",
-        Kind::CheckpointCosignatures(_) => "CheckpointCosignatures",
-        Kind::Note(_) => "Note",
-    }
-}
-
 /// `bboard status`: prints the status of every node given.
 pub fn run_status(args: StatusArgs) -> Result<()> {
     runtime()?.block_on(async {
@@ -304,7 +282,7 @@ pub fn run_get(args: GetArgs) -> Result<()> {
     println!("envelope id: {}", envelope.id());
     match envelope.body() {
         Ok(body) => {
-            let kind = body.kind.as_ref().map_or("none", kind_name);
+            let kind = body.kind.as_ref().map_or("none", bboard_core::board::kind_name);
             println!("kind:        {kind}");
             println!("election:    {:?}", body.election_id);
             println!(

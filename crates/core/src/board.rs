@@ -173,7 +173,8 @@ fn role_may_post(role: Role, kind: &Kind) -> bool {
     }
 }
 
-fn kind_name(kind: &Kind) -> &'static str {
+/// Name of an entry kind, as in `entry.proto`.
+pub fn kind_name(kind: &Kind) -> &'static str {
     match kind {
         Kind::Genesis(_) => "BoardGenesis",
         Kind::RegisterKey(_) => "RegisterKey",
