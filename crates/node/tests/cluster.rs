@@ -461,3 +461,80 @@ async fn a_node_whose_store_was_edited_refuses_to_start() {
         node.shutdown().await;
     }
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn revoked_signers_and_oversized_messages_are_refused() {
+    let cluster = start_cluster(3).await;
+    let authority = SigningKey::from_bytes(&[1; 32]);
+    post_genesis(&cluster, &authority).await;
+    let terminal = SigningKey::from_bytes(&[3; 32]);
+    let register = SignedEnvelope::sign_body(
+        &body(
+            pb::entry_body::Kind::RegisterKey(pb::RegisterKey {
+                public_key: terminal.verifying_key().as_bytes().to_vec(),
+                role: pb::Role::Terminal as i32,
+                precinct_id: "p1".into(),
+                label: String::new(),
+            }),
+            1,
+        ),
+        &authority,
+    );
+    append(&cluster.endpoints[0], &register).await.unwrap();
+    append(&cluster.endpoints[0], &note(&terminal, 10))
+        .await
+        .unwrap();
+    let revoke = SignedEnvelope::sign_body(
+        &body(
+            pb::entry_body::Kind::RevokeKey(pb::RevokeKey {
+                public_key: terminal.verifying_key().as_bytes().to_vec(),
+                reason: "stolen".into(),
+            }),
+            2,
+        ),
+        &authority,
+    );
+    let revoked_at = verify(
+        &cluster.policy,
+        &append(&cluster.endpoints[1], &revoke).await.unwrap(),
+    );
+    let status = append(&cluster.endpoints[2], &note(&terminal, 11))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::PermissionDenied);
+    assert!(
+        status
+            .message()
+            .contains(&format!("revoked by entry {revoked_at}")),
+        "{status:?}"
+    );
+
+    // A gRPC message above the configured 4 MiB limit is refused before decoding.
+    let mut c = client(&cluster.endpoints[0]).await;
+    let huge = pb::Envelope {
+        body: vec![0; 5 * 1024 * 1024],
+        signer: terminal.verifying_key().as_bytes().to_vec(),
+        signature: vec![0; 64],
+    };
+    let status = c
+        .append(pb::AppendRequest {
+            envelope: Some(huge),
+        })
+        .await
+        .unwrap_err();
+    assert!(
+        matches!(status.code(), Code::OutOfRange | Code::ResourceExhausted),
+        "{status:?}"
+    );
+    // Nothing of the refused entries reached the board.
+    let size = c
+        .status(pb::StatusRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .tree_size;
+    assert_eq!(size, revoked_at + 1);
+    for node in cluster.nodes {
+        node.shutdown().await;
+    }
+}
