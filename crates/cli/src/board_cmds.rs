@@ -282,7 +282,10 @@ pub fn run_get(args: GetArgs) -> Result<()> {
     println!("envelope id: {}", envelope.id());
     match envelope.body() {
         Ok(body) => {
-            let kind = body.kind.as_ref().map_or("none", bboard_core::board::kind_name);
+            let kind = body
+                .kind
+                .as_ref()
+                .map_or("none", bboard_core::board::kind_name);
             println!("kind:        {kind}");
             println!("election:    {:?}", body.election_id);
             println!(

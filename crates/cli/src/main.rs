@@ -71,8 +71,29 @@ struct VerifyReceiptArgs {
     threshold: Option<usize>,
 }
 
+/// Logs go to stderr; `RUST_LOG` overrides the default (info for servers, warnings
+/// otherwise).
+fn init_logging(command: &Command) {
+    let default = match command {
+        Command::Node(_) => "info,openraft=warn,sled=warn",
+        // A local cluster starts its nodes one by one: openraft's "unreachable" errors
+        // during start-up are expected there.
+        Command::Devcluster(_) => "warn,bboard_node=info,openraft=off",
+        _ => "warn",
+    };
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
+        .init();
+}
+
 fn main() -> std::process::ExitCode {
-    match run(Cli::parse()) {
+    let cli = Cli::parse();
+    init_logging(&cli.command);
+    match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");

@@ -1,0 +1,1093 @@
+//! Multi-process cluster tests: real `bboard node run` processes on 127.0.0.1, a leader
+//! killed with SIGKILL under load, and a learner that joins from a snapshot.
+//!
+//! They take a minute or more each, so they run only with `BBOARD_CHAOS=1` (set by
+//! `.ci/run`); otherwise each test prints "skipped" and passes.
+//!
+//! Raft timing is shortened to keep the tests short: heartbeat 100 ms, election timeout
+//! 500–1000 ms (the defaults are 250 ms and 1–2 s, see `RaftTuning`).
+//!
+//! Every child process is killed (SIGKILL) and reaped when a test ends, also on panic;
+//! each node writes its stdout/stderr to `node.log` in its temporary directory and the
+//! tail of every log is printed when a test fails.
+
+#![allow(clippy::unwrap_used)] // Test code: failures should abort loudly.
+
+use std::collections::{BTreeMap, HashMap, HashSet};
+use std::fs::OpenOptions;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bboard_core::checkpoint::{CosignaturePolicy, NoteSigner, NoteVerifier};
+use bboard_core::envelope::{EnvelopeId, SignedEnvelope};
+use bboard_core::leaf::{decode_leaf, leaf_hash};
+use bboard_core::pb;
+use bboard_core::receipt::Receipt;
+use bboard_node::config::{Limits, NodeConfig, PeerConfig, RaftTuning};
+use bboard_proto::v1::board_client::BoardClient;
+use ed25519_dalek::SigningKey;
+use tonic::transport::{Channel, Endpoint};
+use tonic::Code;
+
+const ORIGIN: &str = "chaos.test/board";
+const BIN: &str = env!("CARGO_BIN_EXE_bboard");
+
+/// True when the chaos tests should run; prints why not otherwise.
+fn enabled(test: &str) -> bool {
+    if std::env::var("BBOARD_CHAOS").as_deref() == Ok("1") {
+        true
+    } else {
+        println!("{test}: skipped: set BBOARD_CHAOS=1");
+        false
+    }
+}
+
+/// The tests run one at a time: each loads the whole (2-core) machine, and the failover
+/// time bound must not depend on another cluster running beside it.
+static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Runs a test body on its own multi-threaded runtime while holding [`SERIAL`].
+fn serially(test: impl std::future::Future<Output = ()>) {
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(test);
+}
+
+fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+fn now_unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// Short Raft timing for tests (defaults: heartbeat 250 ms, election 1–2 s).
+fn fast_raft() -> RaftTuning {
+    RaftTuning {
+        heartbeat_ms: 100,
+        election_timeout_min_ms: 500,
+        election_timeout_max_ms: 1000,
+        ..Default::default()
+    }
+}
+
+/// One `bboard node run` process (or its configuration, while it is not running).
+struct NodeProc {
+    id: u64,
+    address: String,
+    dir: PathBuf,
+    config_path: PathBuf,
+    log_path: PathBuf,
+    child: Option<Child>,
+}
+
+impl NodeProc {
+    fn start(&mut self) {
+        assert!(self.child.is_none(), "node {} is already running", self.id);
+        let mut log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .unwrap();
+        writeln!(log, "=== test: starting node {} ===", self.id).unwrap();
+        let child = Command::new(BIN)
+            .args(["node", "run", "--config"])
+            .arg(&self.config_path)
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+    }
+
+    /// SIGKILL (`Child::kill` on Unix) and reap.
+    fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Panics if the process has exited on its own.
+    fn assert_alive(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("node {} exited unexpectedly: {status}", self.id);
+            }
+        }
+    }
+
+    fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Snapshot files this node holds.
+    fn snapshot_files(&self) -> Vec<PathBuf> {
+        let dir = self.dir.join("data").join("snapshots");
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "snap"))
+            .collect()
+    }
+}
+
+/// A cluster of node processes; kills them all when dropped.
+struct Cluster {
+    nodes: Vec<NodeProc>,
+    /// The cosignature policy of the configuration (majority of all peers).
+    policy: CosignaturePolicy,
+    verifiers: Vec<NoteVerifier>,
+    admin_key_file: PathBuf,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            node.kill();
+        }
+        if std::thread::panicking() {
+            for node in &self.nodes {
+                eprintln!(
+                    "----- tail of node {} log ({}) -----\n{}",
+                    node.id,
+                    node.log_path.display(),
+                    node.log_tail(40)
+                );
+            }
+        }
+    }
+}
+
+impl Cluster {
+    /// Writes the configurations of `n` nodes (every config lists all `n` peers); nodes
+    /// in `voters` list them as initial voters, the others (future learners) none.
+    fn configure(n: u64, voters: &[u64], raft: RaftTuning) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let keys: Vec<SigningKey> = (0..n)
+            .map(|i| SigningKey::from_bytes(&[10 + i as u8; 32]))
+            .collect();
+        let admin_key = SigningKey::from_bytes(&[99; 32]);
+        let admin_key_file = dir.path().join("admin.key");
+        std::fs::write(&admin_key_file, hex::encode(admin_key.to_bytes())).unwrap();
+        let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let peers: Vec<PeerConfig> = (0..n)
+            .map(|i| PeerConfig {
+                id: i + 1,
+                address: format!("127.0.0.1:{}", ports[i as usize]),
+                verifier_key: NoteSigner::new(&format!("node-{}", i + 1), keys[i as usize].clone())
+                    .unwrap()
+                    .verifier()
+                    .to_string(),
+                organisation: format!("org-{}", i + 1),
+            })
+            .collect();
+        let mut nodes = Vec::new();
+        for i in 0..n {
+            let id = i + 1;
+            let node_dir = dir.path().join(format!("n{id}"));
+            std::fs::create_dir_all(&node_dir).unwrap();
+            std::fs::write(
+                node_dir.join("node.key"),
+                hex::encode(keys[i as usize].to_bytes()),
+            )
+            .unwrap();
+            let config = NodeConfig {
+                node_id: id,
+                name: format!("node-{id}"),
+                organisation: format!("org-{id}"),
+                origin: ORIGIN.into(),
+                data_dir: node_dir.join("data"),
+                key_file: node_dir.join("node.key"),
+                listen: peers[i as usize].address.parse().unwrap(),
+                admin_keys: vec![hex::encode(admin_key.verifying_key().as_bytes())],
+                cosign_threshold: None,
+                initial_voters: if voters.contains(&id) {
+                    voters.to_vec()
+                } else {
+                    Vec::new()
+                },
+                peers: peers.clone(),
+                raft: raft.clone(),
+                limits: Limits::default(),
+            };
+            config.validate().unwrap();
+            let config_path = node_dir.join("config.toml");
+            std::fs::write(&config_path, config.to_toml().unwrap()).unwrap();
+            nodes.push(NodeProc {
+                id,
+                address: peers[i as usize].address.clone(),
+                log_path: node_dir.join("node.log"),
+                dir: node_dir,
+                config_path,
+                child: None,
+            });
+        }
+        let verifiers: Vec<NoteVerifier> = peers
+            .iter()
+            .map(|p| NoteVerifier::parse(&p.verifier_key).unwrap())
+            .collect();
+        Cluster {
+            policy: CosignaturePolicy::majority(ORIGIN, verifiers.clone()).unwrap(),
+            verifiers,
+            nodes,
+            admin_key_file,
+            dir,
+        }
+    }
+
+    fn endpoints(&self, ids: &[u64]) -> Vec<String> {
+        ids.iter()
+            .map(|id| self.nodes[*id as usize - 1].address.clone())
+            .collect()
+    }
+
+    fn node(&mut self, id: u64) -> &mut NodeProc {
+        &mut self.nodes[id as usize - 1]
+    }
+
+    fn assert_alive(&mut self) {
+        for node in &mut self.nodes {
+            node.assert_alive();
+        }
+    }
+}
+
+fn board(address: &str) -> BoardClient<Channel> {
+    let channel = Endpoint::from_shared(format!("http://{address}"))
+        .unwrap()
+        .connect_timeout(Duration::from_secs(1))
+        .timeout(Duration::from_secs(20))
+        .connect_lazy();
+    BoardClient::new(channel)
+        .max_decoding_message_size(64 * 1024 * 1024)
+        .max_encoding_message_size(64 * 1024 * 1024)
+}
+
+/// Status of a node, or `None` if it does not answer within 2 s.
+async fn status(address: &str) -> Option<pb::StatusResponse> {
+    let mut client = board(address);
+    match tokio::time::timeout(Duration::from_secs(2), client.status(pb::StatusRequest {})).await {
+        Ok(Ok(response)) => Some(response.into_inner()),
+        _ => None,
+    }
+}
+
+/// The node (index into `endpoints`) that reports itself leader; waits up to `limit`.
+async fn find_leader(endpoints: &[String], limit: Duration) -> usize {
+    let started = Instant::now();
+    for _ in 0..1000 {
+        for (i, endpoint) in endpoints.iter().enumerate() {
+            if let Some(s) = status(endpoint).await {
+                if s.role == "leader" {
+                    return i;
+                }
+            }
+        }
+        if started.elapsed() > limit {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no leader among {endpoints:?} within {limit:?}");
+}
+
+/// Transient failures: the same envelope is retried (appends are idempotent).
+fn retryable(code: Code) -> bool {
+    matches!(
+        code,
+        Code::Unavailable | Code::DeadlineExceeded | Code::Unknown | Code::Cancelled
+    )
+}
+
+fn body(kind: pb::entry_body::Kind, seq: u64) -> pb::EntryBody {
+    pb::EntryBody {
+        election_id: String::new(),
+        created_unix_ms: seq,
+        kind: Some(kind),
+    }
+}
+
+fn note(key: &SigningKey, seq: u64) -> SignedEnvelope {
+    SignedEnvelope::sign_body(
+        &body(
+            pb::entry_body::Kind::Note(pb::Note {
+                text: format!("chaos note {seq}"),
+            }),
+            seq,
+        ),
+        key,
+    )
+}
+
+/// Appends one envelope, trying the endpoints in turn on transient failures.
+async fn append_one(endpoints: &[String], envelope: &SignedEnvelope) -> pb::AppendResponse {
+    let started = Instant::now();
+    let mut last = None;
+    for attempt in 0..300 {
+        let mut client = board(&endpoints[attempt % endpoints.len()]);
+        match client
+            .append(pb::AppendRequest {
+                envelope: Some(envelope.to_proto()),
+            })
+            .await
+        {
+            Ok(response) => return response.into_inner(),
+            Err(status) if retryable(status.code()) => last = Some(status),
+            Err(status) => panic!("append refused: {status:?}"),
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("append did not succeed within 60 s: {last:?}");
+}
+
+/// Genesis by `authority`, then one terminal key per entry of `terminals`; returns the
+/// acknowledged (envelope id, index) of each.
+async fn genesis_and_keys(
+    endpoints: &[String],
+    policy: &CosignaturePolicy,
+    authority: &SigningKey,
+    terminals: &[SigningKey],
+) -> Vec<(EnvelopeId, u64)> {
+    let mut envelopes = vec![SignedEnvelope::sign_body(
+        &body(
+            pb::entry_body::Kind::Genesis(pb::BoardGenesis {
+                origin: ORIGIN.into(),
+                authority_keys: vec![authority.verifying_key().as_bytes().to_vec()],
+                description: "chaos test".into(),
+            }),
+            0,
+        ),
+        authority,
+    )];
+    for (i, terminal) in terminals.iter().enumerate() {
+        envelopes.push(SignedEnvelope::sign_body(
+            &body(
+                pb::entry_body::Kind::RegisterKey(pb::RegisterKey {
+                    public_key: terminal.verifying_key().as_bytes().to_vec(),
+                    role: pb::Role::Terminal as i32,
+                    precinct_id: "p1".into(),
+                    label: format!("terminal {i}"),
+                }),
+                i as u64 + 1,
+            ),
+            authority,
+        ));
+    }
+    let mut acked = Vec::new();
+    for envelope in &envelopes {
+        let response = append_one(endpoints, envelope).await;
+        let receipt = Receipt::from_proto(response.receipt.as_ref().unwrap()).unwrap();
+        let verified = receipt.verify(policy).unwrap();
+        assert_eq!(verified.leaf.envelope.id(), envelope.id());
+        acked.push((envelope.id(), verified.leaf_index.0));
+    }
+    acked
+}
+
+/// The kill of a leader, as seen by the clients.
+struct KillMark {
+    at: Instant,
+    /// Wall clock after the process was reaped (leaf timestamps are the leader's clock).
+    unix_ms: u64,
+    /// Highest leaf index acknowledged before the kill.
+    max_index_before: u64,
+}
+
+/// Everything the clients have had acknowledged.
+#[derive(Default)]
+struct Acks {
+    by_id: HashMap<EnvelopeId, u64>,
+    max_index: Option<u64>,
+    duplicates: u64,
+    retries: BTreeMap<String, u64>,
+    kill: Option<KillMark>,
+    resumed_after: Option<Duration>,
+}
+
+impl Acks {
+    fn record(&mut self, id: EnvelopeId, index: u64, timestamp_unix_ms: u64, duplicate: bool) {
+        if let Some(previous) = self.by_id.insert(id, index) {
+            assert_eq!(previous, index, "envelope {id} acknowledged at two indexes");
+        }
+        if duplicate {
+            self.duplicates += 1;
+        }
+        // Writes have resumed at the first acknowledged leaf above every index
+        // acknowledged before the kill that was also ordered after it (the leaf timestamp
+        // is the ordering leader's clock, this machine's): an entry the old leader had
+        // committed but not yet answered for does not count.
+        if let Some(kill) = &self.kill {
+            if self.resumed_after.is_none()
+                && index > kill.max_index_before
+                && timestamp_unix_ms > kill.unix_ms
+            {
+                self.resumed_after = Some(kill.at.elapsed());
+            }
+        }
+        self.max_index = Some(self.max_index.map_or(index, |m| m.max(index)));
+    }
+
+    fn retry(&mut self, why: String) {
+        *self.retries.entry(why).or_default() += 1;
+    }
+}
+
+/// One load-generating client.
+struct ClientPlan {
+    key: SigningKey,
+    first_seq: u64,
+    count: u64,
+    batch: usize,
+    endpoints: Vec<String>,
+    /// Start at this endpoint; when `rotate` also move on after every batch.
+    first_endpoint: usize,
+    rotate: bool,
+    /// Verify every n-th receipt cryptographically (all are checked for their index).
+    verify_every: u64,
+    policy: CosignaturePolicy,
+    deadline: Instant,
+}
+
+/// Appends `count` notes with AppendMany, retrying the same envelopes on the next
+/// endpoint after transient failures; records every acknowledgement in `acks`.
+async fn run_client(plan: ClientPlan, acks: Arc<Mutex<Acks>>) {
+    let mut endpoint = plan.first_endpoint;
+    let mut seq = plan.first_seq;
+    let end = plan.first_seq + plan.count;
+    while seq < end {
+        let n = (end - seq).min(plan.batch as u64);
+        let mut pending: Vec<SignedEnvelope> = (seq..seq + n).map(|s| note(&plan.key, s)).collect();
+        seq += n;
+        let mut attempts = 0;
+        while !pending.is_empty() {
+            attempts += 1;
+            assert!(
+                attempts <= 500 && Instant::now() < plan.deadline,
+                "client gave up: {} envelopes still unacknowledged after {attempts} attempts",
+                pending.len()
+            );
+            let address = &plan.endpoints[endpoint % plan.endpoints.len()];
+            let request = pb::AppendManyRequest {
+                envelopes: pending.iter().map(SignedEnvelope::to_proto).collect(),
+            };
+            let outcomes = match board(address).append_many(request).await {
+                Ok(response) => response.into_inner().outcomes,
+                Err(status) if retryable(status.code()) => {
+                    let why = match status.code() {
+                        // Say which transport failure tonic could not classify.
+                        Code::Unknown => format!("call Unknown: {}", status.message()),
+                        code => format!("call {code:?}"),
+                    };
+                    acks.lock().unwrap().retry(why);
+                    endpoint += 1;
+                    tokio::time::sleep(Duration::from_millis(50 + 20 * attempts.min(10))).await;
+                    continue;
+                }
+                Err(status) => panic!("AppendMany to {address} failed: {status:?}"),
+            };
+            assert_eq!(outcomes.len(), pending.len(), "one outcome per envelope");
+            let mut again = Vec::new();
+            for (envelope, outcome) in pending.into_iter().zip(outcomes) {
+                match outcome.outcome {
+                    Some(pb::append_outcome::Outcome::Appended(response)) => {
+                        let proto = response.receipt.as_ref().expect("receipt");
+                        let index = proto.leaf_index;
+                        let timestamp = if index % plan.verify_every == 0 {
+                            let verified = Receipt::from_proto(proto)
+                                .unwrap()
+                                .verify(&plan.policy)
+                                .unwrap_or_else(|e| panic!("receipt of leaf {index}: {e}"));
+                            assert_eq!(verified.leaf.envelope.id(), envelope.id());
+                            verified.leaf.timestamp_unix_ms
+                        } else {
+                            let leaf = decode_leaf(&proto.leaf_data).unwrap();
+                            assert_eq!(leaf.envelope.id(), envelope.id());
+                            leaf.timestamp_unix_ms
+                        };
+                        acks.lock().unwrap().record(
+                            envelope.id(),
+                            index,
+                            timestamp,
+                            response.duplicate,
+                        );
+                    }
+                    Some(pb::append_outcome::Outcome::Rejected(rejection))
+                        if retryable(Code::from_i32(rejection.code)) =>
+                    {
+                        acks.lock()
+                            .unwrap()
+                            .retry(format!("outcome {:?}", Code::from_i32(rejection.code)));
+                        again.push(envelope);
+                    }
+                    other => panic!("envelope {} refused by {address}: {other:?}", envelope.id()),
+                }
+            }
+            pending = again;
+            if !pending.is_empty() {
+                endpoint += 1;
+                tokio::time::sleep(Duration::from_millis(50 + 20 * attempts.min(10))).await;
+            }
+        }
+        if plan.rotate {
+            endpoint += 1;
+        }
+    }
+}
+
+/// Waits until every endpoint reports `tree_size == size`; returns their statuses.
+async fn wait_for_size(
+    endpoints: &[String],
+    size: u64,
+    limit: Duration,
+) -> Vec<pb::StatusResponse> {
+    let started = Instant::now();
+    let mut seen = Vec::new();
+    for _ in 0..10_000 {
+        seen.clear();
+        for endpoint in endpoints {
+            seen.push(status(endpoint).await);
+        }
+        if seen
+            .iter()
+            .all(|s| s.as_ref().is_some_and(|s| s.tree_size == size))
+        {
+            return seen.into_iter().map(Option::unwrap).collect();
+        }
+        if started.elapsed() > limit {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let sizes: Vec<_> = seen
+        .iter()
+        .map(|s| s.as_ref().map(|s| (s.node_id, s.role.clone(), s.tree_size)))
+        .collect();
+    panic!("nodes did not all reach size {size} within {limit:?}: {sizes:?}");
+}
+
+/// All leaves of a node, paged with GetEntries.
+async fn all_leaves(address: &str, size: u64) -> Vec<Vec<u8>> {
+    let mut client = board(address);
+    let mut leaves = Vec::with_capacity(size as usize);
+    for _ in 0..100_000 {
+        if leaves.len() as u64 >= size {
+            break;
+        }
+        let page = client
+            .get_entries(pb::GetEntriesRequest {
+                start: leaves.len() as u64,
+                limit: 1000,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            !page.entries.is_empty(),
+            "{address}: empty page at {}",
+            leaves.len()
+        );
+        for entry in page.entries {
+            assert_eq!(entry.index, leaves.len() as u64);
+            assert_eq!(
+                entry.leaf_hash,
+                leaf_hash(&entry.leaf_data).as_bytes().to_vec()
+            );
+            leaves.push(entry.leaf_data);
+        }
+    }
+    assert_eq!(leaves.len() as u64, size, "{address}: entries fetched");
+    leaves
+}
+
+fn recomputed_root(leaves: &[Vec<u8>]) -> bboard_merkle::Hash {
+    let hashes: Vec<_> = leaves.iter().map(|l| leaf_hash(l)).collect();
+    bboard_merkle::root_of_leaf_hashes(&bboard_merkle::Blake3Hasher, &hashes)
+}
+
+/// The latest final checkpoint of a node once it covers `size`, verified with `policy`.
+async fn final_checkpoint(
+    address: &str,
+    size: u64,
+    policy: &CosignaturePolicy,
+) -> bboard_core::checkpoint::VerifiedCheckpoint {
+    let mut client = board(address);
+    let started = Instant::now();
+    for _ in 0..500 {
+        if let Ok(response) = client
+            .get_checkpoint(pb::GetCheckpointRequest { size: 0 })
+            .await
+        {
+            let response = response.into_inner();
+            if response.r#final && response.size == size {
+                return policy
+                    .verify_note(&response.signed_checkpoint)
+                    .unwrap_or_else(|e| {
+                        panic!("{address}: final checkpoint does not verify: {e}")
+                    });
+            }
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{address}: no final checkpoint of size {size} within 30 s");
+}
+
+/// Runs `bboard <args>` to completion (at most `limit`); returns success and its output.
+async fn run_cli(dir: &Path, args: Vec<String>, limit: Duration) -> (bool, String) {
+    let out_path = dir.join(format!("cli-{}.out", now_unix_ms()));
+    tokio::task::spawn_blocking(move || {
+        let out = std::fs::File::create(&out_path).unwrap();
+        let mut child = Command::new(BIN)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        let mut status = None;
+        for _ in 0..100_000 {
+            if let Some(s) = child.try_wait().unwrap() {
+                status = Some(s);
+                break;
+            }
+            if started.elapsed() > limit {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if status.is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let output = std::fs::read_to_string(&out_path).unwrap_or_default();
+        let output = format!("bboard {}\n{output}", args.join(" "));
+        (status.is_some_and(|s| s.success()), output)
+    })
+    .await
+    .unwrap()
+}
+
+/// Runs a membership admin command against the current leader, retrying (bounded) when
+/// the node it reached was not the leader any more.
+async fn admin_on_leader(cluster: &Cluster, voters: &[u64], command: &[String]) -> String {
+    let endpoints = cluster.endpoints(voters);
+    let mut last = String::new();
+    for _ in 0..5 {
+        let leader = &endpoints[find_leader(&endpoints, Duration::from_secs(30)).await];
+        let mut args: Vec<String> = vec![
+            "admin".into(),
+            "--endpoint".into(),
+            leader.clone(),
+            "--key".into(),
+            cluster.admin_key_file.display().to_string(),
+            "--timeout-secs".into(),
+            "150".into(),
+        ];
+        args.extend(command.iter().cloned());
+        let (ok, output) = run_cli(cluster.dir.path(), args, Duration::from_secs(180)).await;
+        println!("{output}");
+        if ok {
+            return output;
+        }
+        last = output;
+        if !last.contains("FailedPrecondition") || !last.contains("leader") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!("admin command failed:\n{last}");
+}
+
+#[test]
+fn kill_leader_mid_load_loses_nothing() {
+    if enabled("kill_leader_mid_load_loses_nothing") {
+        serially(kill_leader_mid_load());
+    }
+}
+
+async fn kill_leader_mid_load() {
+    const CLIENTS: u64 = 16;
+    const TOTAL: u64 = 10_000;
+    const KILL_AFTER: usize = 3_000;
+    let test_started = Instant::now();
+    let mut cluster = Cluster::configure(3, &[1, 2, 3], fast_raft());
+    for node in &mut cluster.nodes {
+        node.start();
+    }
+    let endpoints = cluster.endpoints(&[1, 2, 3]);
+    // 2 of 3 (the majority policy of the three node keys).
+    let policy = cluster.policy.clone();
+    assert_eq!(policy.threshold(), 2);
+    find_leader(&endpoints, Duration::from_secs(30)).await;
+
+    let authority = SigningKey::from_bytes(&[1; 32]);
+    let terminals: Vec<SigningKey> = (0..CLIENTS)
+        .map(|c| SigningKey::from_bytes(&[100 + c as u8; 32]))
+        .collect();
+    let setup = genesis_and_keys(&endpoints, &policy, &authority, &terminals).await;
+    let acks = Arc::new(Mutex::new(Acks::default()));
+    for (id, index) in &setup {
+        acks.lock().unwrap().record(*id, *index, 0, false);
+    }
+    let setup_entries = setup.len();
+
+    let load_started = Instant::now();
+    let deadline = load_started + Duration::from_secs(300);
+    let mut tasks = Vec::new();
+    for (c, key) in terminals.iter().enumerate() {
+        let plan = ClientPlan {
+            key: key.clone(),
+            first_seq: 1_000_000 * (c as u64 + 1),
+            count: TOTAL / CLIENTS,
+            batch: 20,
+            endpoints: endpoints.clone(),
+            first_endpoint: c,
+            rotate: true,
+            verify_every: 1,
+            policy: policy.clone(),
+            deadline,
+        };
+        tasks.push(tokio::spawn(run_client(plan, acks.clone())));
+    }
+
+    // Wait for ~3,000 acknowledged entries, then SIGKILL the leader.
+    for _ in 0..20_000 {
+        if acks.lock().unwrap().by_id.len() >= setup_entries + KILL_AFTER {
+            break;
+        }
+        assert!(
+            Instant::now() < deadline,
+            "load too slow to reach {KILL_AFTER} entries"
+        );
+        assert!(
+            !tasks.iter().any(|t| t.is_finished()),
+            "a client stopped early"
+        );
+        tokio::time::sleep(Duration::from_millis(20)).await;
+    }
+    let leader = find_leader(&endpoints, Duration::from_secs(10)).await;
+    let leader_id = leader as u64 + 1;
+    let acked_before;
+    {
+        let kill_at = Instant::now();
+        cluster.node(leader_id).kill();
+        let mut acks = acks.lock().unwrap();
+        acked_before = acks.by_id.len() - setup_entries;
+        acks.kill = Some(KillMark {
+            at: kill_at,
+            unix_ms: now_unix_ms(),
+            max_index_before: acks.max_index.unwrap(),
+        });
+    }
+    println!(
+        "killed leader node {leader_id} (SIGKILL) after {acked_before} acknowledged entries, {:.1} s into the load",
+        load_started.elapsed().as_secs_f64()
+    );
+    tokio::time::sleep(Duration::from_secs(2)).await;
+    cluster.node(leader_id).start();
+    println!("restarted node {leader_id}");
+
+    for task in tasks {
+        let remaining =
+            deadline.saturating_duration_since(Instant::now()) + Duration::from_secs(30);
+        tokio::time::timeout(remaining, task)
+            .await
+            .expect("client did not finish in time")
+            .unwrap();
+    }
+    let load_time = load_started.elapsed();
+    cluster.assert_alive();
+    let acks = Arc::try_unwrap(acks).ok().unwrap().into_inner().unwrap();
+    println!(
+        "{TOTAL} entries acknowledged in {:.1} s: {:.0} entries/s ({} acknowledged as duplicates of a retried envelope); retries: {:?}",
+        load_time.as_secs_f64(),
+        TOTAL as f64 / load_time.as_secs_f64(),
+        acks.duplicates,
+        acks.retries
+    );
+    let resumed = acks
+        .resumed_after
+        .expect("no append ordered after the kill was acknowledged above the pre-kill maximum");
+    println!("writes resumed {} ms after the kill", resumed.as_millis());
+    assert!(
+        resumed < Duration::from_millis(5000),
+        "writes resumed after {resumed:?}"
+    );
+
+    // History: every node holds the same leaves; each acknowledged envelope exactly
+    // once, at its receipt's index; nothing else.
+    let total = setup_entries as u64 + TOTAL;
+    assert_eq!(acks.by_id.len() as u64, total);
+    let statuses = wait_for_size(&endpoints, total, Duration::from_secs(60)).await;
+    assert!(
+        statuses.iter().all(|s| s.root == statuses[0].root),
+        "same size, different roots: {statuses:?}"
+    );
+    let reference = all_leaves(&endpoints[0], total).await;
+    for endpoint in &endpoints[1..] {
+        let leaves = all_leaves(endpoint, total).await;
+        for (i, (a, b)) in reference.iter().zip(&leaves).enumerate() {
+            assert_eq!(
+                a, b,
+                "leaf {i} differs between {} and {endpoint}",
+                endpoints[0]
+            );
+        }
+    }
+    let mut seen = HashSet::new();
+    for (index, leaf) in reference.iter().enumerate() {
+        let id = decode_leaf(leaf).unwrap().envelope.id();
+        assert!(
+            seen.insert(id),
+            "envelope {id} appears twice (again at {index})"
+        );
+        assert_eq!(
+            acks.by_id.get(&id),
+            Some(&(index as u64)),
+            "leaf {index} (envelope {id}) is not where a receipt put it"
+        );
+    }
+    let root = recomputed_root(&reference);
+    assert_eq!(statuses[0].root, root.as_bytes().to_vec(), "Status.root");
+    for endpoint in &endpoints {
+        let checkpoint = final_checkpoint(endpoint, total, &policy).await;
+        assert_eq!(
+            checkpoint.checkpoint.root, root,
+            "{endpoint}: checkpoint root"
+        );
+    }
+    cluster.assert_alive();
+    println!(
+        "kill_leader_mid_load_loses_nothing: {total} entries identical on 3 nodes; test took {:.1} s",
+        test_started.elapsed().as_secs_f64()
+    );
+}
+
+#[test]
+fn learner_joins_from_a_snapshot_of_50k_entries() {
+    if enabled("learner_joins_from_a_snapshot_of_50k_entries") {
+        serially(learner_joins_from_a_snapshot());
+    }
+}
+
+async fn learner_joins_from_a_snapshot() {
+    const CLIENTS: u64 = 5;
+    const TOTAL: u64 = 50_000;
+    let test_started = Instant::now();
+    let raft = RaftTuning {
+        snapshot_every_entries: 50,
+        keep_logs_after_snapshot: 10,
+        ..fast_raft()
+    };
+    let mut cluster = Cluster::configure(4, &[1, 2, 3], raft);
+    for id in 1..=3 {
+        cluster.node(id).start();
+    }
+    let voters = cluster.endpoints(&[1, 2, 3]);
+    // Every config lists 4 peers, so a checkpoint is final with 3 of the 4 node keys.
+    let policy = cluster.policy.clone();
+    assert_eq!(policy.threshold(), 3);
+    assert_eq!(policy.keys().len(), 4);
+    assert_eq!(
+        policy.keys().len(),
+        cluster.verifiers.len(),
+        "the policy covers every node key"
+    );
+    let leader = find_leader(&voters, Duration::from_secs(30)).await;
+
+    let authority = SigningKey::from_bytes(&[1; 32]);
+    let terminals: Vec<SigningKey> = (0..CLIENTS)
+        .map(|c| SigningKey::from_bytes(&[100 + c as u8; 32]))
+        .collect();
+    let setup = genesis_and_keys(&voters, &policy, &authority, &terminals).await;
+
+    // Load: every client sends AppendMany calls of 250 envelopes to the leader.
+    let acks = Arc::new(Mutex::new(Acks::default()));
+    let load_started = Instant::now();
+    let deadline = load_started + Duration::from_secs(400);
+    let mut tasks = Vec::new();
+    for (c, key) in terminals.iter().enumerate() {
+        let plan = ClientPlan {
+            key: key.clone(),
+            first_seq: 1_000_000 * (c as u64 + 1),
+            count: TOTAL / CLIENTS,
+            batch: 250,
+            endpoints: voters.clone(),
+            first_endpoint: leader,
+            rotate: false,
+            verify_every: 97,
+            policy: policy.clone(),
+            deadline,
+        };
+        tasks.push(tokio::spawn(run_client(plan, acks.clone())));
+    }
+    for task in tasks {
+        let remaining =
+            deadline.saturating_duration_since(Instant::now()) + Duration::from_secs(30);
+        tokio::time::timeout(remaining, task)
+            .await
+            .expect("client did not finish in time")
+            .unwrap();
+    }
+    let load_time = load_started.elapsed();
+    let acks = Arc::try_unwrap(acks).ok().unwrap().into_inner().unwrap();
+    let total = setup.len() as u64 + TOTAL;
+    let mut indexes: Vec<u64> = acks.by_id.values().copied().collect();
+    indexes.extend(setup.iter().map(|(_, i)| *i));
+    indexes.sort_unstable();
+    assert_eq!(
+        indexes,
+        (0..total).collect::<Vec<_>>(),
+        "every entry acknowledged once"
+    );
+    println!(
+        "{TOTAL} entries appended in {:.1} s: {:.0} entries/s; retries: {:?}",
+        load_time.as_secs_f64(),
+        TOTAL as f64 / load_time.as_secs_f64(),
+        acks.retries
+    );
+    let statuses = wait_for_size(&voters, total, Duration::from_secs(60)).await;
+    println!(
+        "raft log: last index {} on the leader",
+        statuses.iter().map(|s| s.last_log_index).max().unwrap()
+    );
+
+    // The leader must hold a snapshot (so the learner can be sent one); ask for one if
+    // the policy has not built it yet.
+    let leader = find_leader(&voters, Duration::from_secs(30)).await;
+    let leader_id = leader as u64 + 1;
+    if cluster.node(leader_id).snapshot_files().is_empty() {
+        admin_on_leader(&cluster, &[1, 2, 3], &["snapshot".into()]).await;
+    }
+    for _ in 0..100 {
+        if !cluster.node(leader_id).snapshot_files().is_empty() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    assert!(
+        !cluster.node(leader_id).snapshot_files().is_empty(),
+        "leader node {leader_id} has no snapshot file"
+    );
+
+    // Node 4 joins: learner, then voter.
+    let joined = Instant::now();
+    cluster.node(4).start();
+    let node4 = cluster.node(4).address.clone();
+    let output = admin_on_leader(
+        &cluster,
+        &[1, 2, 3],
+        &[
+            "add-learner".into(),
+            "--id".into(),
+            "4".into(),
+            "--address".into(),
+            node4.clone(),
+        ],
+    )
+    .await;
+    let learner_time = joined.elapsed();
+    println!(
+        "add-learner returned after {} ms: {}",
+        learner_time.as_millis(),
+        output.trim()
+    );
+    admin_on_leader(
+        &cluster,
+        &[1, 2, 3],
+        &[
+            "change-membership".into(),
+            "--voters".into(),
+            "1,2,3,4".into(),
+        ],
+    )
+    .await;
+    let all = cluster.endpoints(&[1, 2, 3, 4]);
+    let statuses = wait_for_size(&all, total, Duration::from_secs(120)).await;
+    let catch_up = joined.elapsed();
+    assert!(
+        statuses.iter().all(|s| s.root == statuses[0].root),
+        "same size, different roots: {statuses:?}"
+    );
+    println!(
+        "node 4 caught up with {total} entries in {} ms (process start to same size and root)",
+        catch_up.as_millis()
+    );
+    let snapshots = cluster.node(4).snapshot_files();
+    assert!(
+        !snapshots.is_empty(),
+        "node 4 holds no snapshot file: it did not catch up from a snapshot"
+    );
+    println!("node 4 snapshot files: {snapshots:?}");
+
+    // Node 4 is a voter now, applies new entries and serves a final checkpoint.
+    let s4 = status(&node4).await.unwrap();
+    assert!(
+        s4.role == "follower" || s4.role == "leader",
+        "node 4 is {:?} after change-membership",
+        s4.role
+    );
+    let mut endpoints4 = vec![node4.clone()];
+    endpoints4.extend(voters.iter().cloned());
+    for i in 0..10 {
+        let envelope = note(&terminals[0], 9_000_000 + i);
+        let response = append_one(&endpoints4, &envelope).await;
+        let verified = Receipt::from_proto(response.receipt.as_ref().unwrap())
+            .unwrap()
+            .verify(&policy)
+            .unwrap();
+        assert_eq!(verified.leaf_index.0, total + i);
+    }
+    let total = total + 10;
+    let statuses = wait_for_size(&all, total, Duration::from_secs(60)).await;
+    assert!(
+        statuses.iter().all(|s| s.root == statuses[0].root),
+        "{statuses:?}"
+    );
+    let leaves4 = all_leaves(&node4, total).await;
+    let leaves1 = all_leaves(&voters[0], total).await;
+    assert!(leaves4 == leaves1, "node 4's history differs from node 1's");
+    let root = recomputed_root(&leaves4);
+    let checkpoint = final_checkpoint(&node4, total, &policy).await;
+    assert_eq!(checkpoint.checkpoint.root, root, "node 4 checkpoint root");
+    assert!(checkpoint.signers.len() >= 3, "{:?}", checkpoint.signers);
+    println!(
+        "node 4 serves a checkpoint of size {total} signed by {:?}",
+        checkpoint.signers
+    );
+    cluster.assert_alive();
+    println!(
+        "learner_joins_from_a_snapshot_of_50k_entries: test took {:.1} s",
+        test_started.elapsed().as_secs_f64()
+    );
+}
