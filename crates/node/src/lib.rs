@@ -3,17 +3,21 @@
 //! mirror (axum).
 //!
 //! Modules:
+//! - [`config`]: the TOML configuration and its defaults.
 //! - [`types`]: the openraft type configuration; one Raft entry = one batch of leaves.
 //! - [`log_store`]: the Raft log and vote in sled, fsync'd before every acknowledgement.
 //! - [`board_store`]: the board state in sled (leaves, Merkle nodes, indexes, key
 //!   registry, own signed checkpoints), one atomic batch per applied entry.
 //! - [`state_machine`]: openraft's state machine over the board store: deterministic
 //!   apply, streamed snapshots that are re-verified on install.
-//! - [`network`]: the Raft transport over gRPC.
+//! - [`network`]: the Raft transport over gRPC, and checkpoint cosigning between peers.
+//! - [`node`]: shared state, the group-commit batcher and the cosigner loop.
+//! - [`service`]: the public `bboard.v1.Board` gRPC service.
+//! - [`admin`]: the signed operator service (membership, snapshot, campaign).
+//! - [`runtime`]: starting (integrity check, Raft, gRPC + health + reflection) and
+//!   stopping a node.
 //!
-//! **Status (issue #4, in progress):** storage, state machine and Raft transport exist
-//! and pass openraft's conformance suite; the public `Board` service, group commit,
-//! cosignature gathering and the `bboard node` commands do not exist yet.
+//! Not here yet: the HTTP/JSON mirror and web tracker, mTLS between nodes, metrics.
 
 #![forbid(unsafe_code)]
 pub mod admin;
