@@ -1,6 +1,5 @@
 //! A bboard node: Raft ordering (openraft) over a sled store, the public gRPC
-//! `bboard.v1.Board` service and the Raft transport (tonic), and the read-only HTTP
-//! mirror (axum).
+//! `bboard.v1.Board` service, the Raft transport and the admin service (tonic).
 //!
 //! Modules:
 //! - [`config`]: the TOML configuration and its defaults.
