@@ -439,7 +439,17 @@ async fn a_node_whose_store_was_edited_refuses_to_start() {
 
     // Edit one byte of leaf 2 inside the stopped node's sled store.
     {
-        let db = sled::open(config.data_dir.join("db")).unwrap();
+        // The stopped node's last store handles may be released a moment after
+        // shutdown returns (openraft's workers end asynchronously): wait for the lock.
+        let mut db = sled::open(config.data_dir.join("db"));
+        for _ in 0..100 {
+            if db.is_ok() {
+                break;
+            }
+            tokio::time::sleep(Duration::from_millis(100)).await;
+            db = sled::open(config.data_dir.join("db"));
+        }
+        let db = db.unwrap();
         let tree = db.open_tree("board").unwrap();
         let mut key = vec![b'l'];
         key.extend_from_slice(&2u64.to_be_bytes());
