@@ -79,6 +79,8 @@ fn init_logging(command: &Command) {
         // A local cluster starts its nodes one by one: openraft's "unreachable" errors
         // during start-up are expected there.
         Command::Devcluster(_) => "warn,bboard_node=info,openraft=off",
+        // The demo stops a node on purpose: its peers' retries are not news.
+        Command::Demo(_) => "error,openraft=off",
         _ => "warn",
     };
     let filter = tracing_subscriber::EnvFilter::try_from_default_env()
