@@ -8,7 +8,7 @@
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use bboard_core::checkpoint::NoteSigner;
 use ed25519_dalek::SigningKey;
 
@@ -49,18 +49,8 @@ pub fn write_private_key(path: &Path, key: &SigningKey) -> Result<()> {
 
 /// Reads a private key file written by [`write_private_key`].
 pub fn read_private_key(path: &Path) -> Result<SigningKey> {
-    let text = std::fs::read_to_string(path)
-        .with_context(|| format!("reading key file {}", path.display()))?;
-    let seed = hex::decode(text.trim())
-        .with_context(|| format!("key file {} is not hex", path.display()))?;
-    let Ok(seed) = <[u8; 32]>::try_from(seed.as_slice()) else {
-        bail!(
-            "key file {} must hold 32 bytes, found {}",
-            path.display(),
-            seed.len()
-        );
-    };
-    Ok(SigningKey::from_bytes(&seed))
+    // Same format as a node's key file: one reader for both.
+    Ok(bboard_node::runtime::read_key_file(path)?)
 }
 
 #[derive(clap::Args)]
