@@ -114,6 +114,31 @@ pub(crate) fn range_proof(bytes: &[u8]) -> Option<RangeProof<Ristretto>> {
     .ok()
 }
 
+/// Size of the 0-or-1 proof of one option: a range proof over `0..2` is one ring of two
+/// values, so it has no partial ciphertexts: `challenge || response_0 || response_1`.
+pub(crate) const OPTION_PROOF: usize = 3 * ITEM;
+
+/// Encodes a range proof over `0..2` in [`OPTION_PROOF`] bytes (the general encoding
+/// without its always-zero count byte).
+pub(crate) fn encode_option_proof(proof: &RangeProof<Ristretto>) -> Option<Vec<u8>> {
+    let bytes = encode_range_proof(proof)?;
+    match bytes.split_first() {
+        Some((0, rest)) if rest.len() == OPTION_PROOF => Some(rest.to_vec()),
+        _ => None,
+    }
+}
+
+/// Parses an option proof encoded by [`encode_option_proof`].
+pub(crate) fn option_proof(bytes: &[u8]) -> Option<RangeProof<Ristretto>> {
+    if bytes.len() != OPTION_PROOF {
+        return None;
+    }
+    let mut full = Vec::with_capacity(1 + OPTION_PROOF);
+    full.push(0);
+    full.extend_from_slice(bytes);
+    range_proof(&full)
+}
+
 /// Encodes a proof of possession: `challenge || responses`.
 pub(crate) fn encode_possession(proof: &ProofOfPossession<Ristretto>) -> Option<Vec<u8>> {
     let value = serde_json::to_value(proof).ok()?;

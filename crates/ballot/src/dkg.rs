@@ -14,10 +14,9 @@
 //! 3. **Shares.** [`TrusteeSharing::secret_share_for`] is the secret share of the
 //!    sender's polynomial for one other trustee; the recipient checks it against the
 //!    sender's public polynomial ([`TrusteeSharing::insert_share`]).
-//!    **TODO(transport):** shares are secret. In bboard they must be posted *encrypted to
-//!    the recipient* in [`pb::DkgSecretShare::encrypted_share`]; this module returns the
-//!    plaintext 32-byte share ([`SecretShare`]) and does not encrypt it yet. Never post
-//!    [`SecretShare::to_bytes`] as is.
+//!    Shares are secret: on the board they travel sealed to the recipient's manifest
+//!    `encryption_key` ([`crate::transport::share_message`],
+//!    [`crate::transport::open_share_message`]). Never post [`SecretShare::to_bytes`].
 //!
 //! Finally [`TrusteeSharing::finish`] gives the trustee's [`Trustee`] (its secret key
 //! share plus the public [`KeySet`]). The public part needs no secret: anyone re-runs
@@ -27,9 +26,9 @@
 //! All state objects are `serde` (de)serialisable so a trustee tool can persist them
 //! between rounds; they contain secrets and must be stored as such.
 //!
-//! **Note (wire format):** `entry.proto` has no message for round 2 yet; a
-//! `DkgPublicInfo { trustee_index, public_info }` entry (bytes from
-//! [`PublicInfo::to_bytes`]) is needed. [`derive_key_set`] also accepts them as bytes.
+//! **Wire format:** round 1 is [`pb::DkgCommitment`], round 2 [`pb::DkgPublicInfo`]
+//! ([`PublicInfo::to_message`], [`PublicInfo::from_message`]; the board checks each
+//! posted one with [`check_public_info`]), round 3 [`pb::DkgSecretShare`].
 //!
 //! [`dkg`]: elastic_elgamal::dkg
 
@@ -245,6 +244,27 @@ impl PublicInfo {
         &self.bytes
     }
 
+    /// The round-2 board entry.
+    pub fn to_message(&self) -> pb::DkgPublicInfo {
+        pb::DkgPublicInfo {
+            trustee_index: self.trustee_index,
+            public_info: self.bytes.clone(),
+        }
+    }
+
+    /// Parses a posted round-2 entry (length checked against `k`; the content is checked
+    /// by [`check_public_info`] or when inserted).
+    ///
+    /// # Errors
+    ///
+    /// As [`PublicInfo::from_bytes`].
+    pub fn from_message(
+        threshold: Threshold,
+        message: &pb::DkgPublicInfo,
+    ) -> Result<Self, BallotError> {
+        Self::from_bytes(threshold, message.trustee_index, &message.public_info)
+    }
+
     fn opening(&self) -> &[u8] {
         &self.bytes[..ITEM]
     }
@@ -305,6 +325,32 @@ impl PublicInfo {
         PublicKeySet::new(threshold.params(), polynomial, &pop)
             .map_err(|_| BallotError::DkgInvalidProof(from))
     }
+}
+
+/// Checks one posted round-2 entry against the same trustee's posted round-1 commitment:
+/// well-formed, opens the commitment, valid proof of possession. Needs no secret; the
+/// board rules call it when a [`pb::DkgPublicInfo`] is posted, so a bad one is refused
+/// before other trustees waste a round on it.
+///
+/// # Errors
+///
+/// [`BallotError::DkgIndexMismatch`], [`BallotError::TrusteeIndex`],
+/// [`BallotError::MalformedDkgMessage`], [`BallotError::DkgCommitmentMismatch`],
+/// [`BallotError::DkgInvalidProof`].
+pub fn check_public_info(
+    threshold: Threshold,
+    commitment: &pb::DkgCommitment,
+    info: &pb::DkgPublicInfo,
+) -> Result<(), BallotError> {
+    if commitment.trustee_index != info.trustee_index {
+        return Err(BallotError::DkgIndexMismatch {
+            commitment: commitment.trustee_index,
+            info: info.trustee_index,
+        });
+    }
+    PublicInfo::from_message(threshold, info)?
+        .verify(threshold, &commitment.commitment)
+        .map(drop)
 }
 
 /// Round 2 state of one trustee.
@@ -657,7 +703,8 @@ pub fn derive_key_set(
 pub type InMemoryCeremony = (Vec<Trustee>, Vec<pb::DkgCommitment>, Vec<PublicInfo>);
 
 /// Runs a whole ceremony in memory (tests, demos, benchmarks): all `n` trustees on one
-/// machine. Returns the trustees, the round-1 and round-2 messages.
+/// machine, shares handed over in plaintext. Returns the trustees, the round-1 and
+/// round-2 messages.
 ///
 /// # Errors
 ///
@@ -666,6 +713,45 @@ pub fn run_ceremony_in_memory<R: CryptoRng + RngCore>(
     threshold: Threshold,
     rng: &mut R,
 ) -> Result<InMemoryCeremony, BallotError> {
+    run_ceremony(threshold, rng, |share, _| Ok(share.clone()))
+}
+
+/// As [`run_ceremony_in_memory`], but every share goes through the board's transport:
+/// each trustee gets a fresh [`TransportSecret`](crate::transport::TransportSecret), and
+/// shares are sealed for `election_id` and opened by their recipient.
+///
+/// # Errors
+///
+/// Only on internal failures.
+pub fn run_ceremony_with_transport<R: CryptoRng + RngCore>(
+    threshold: Threshold,
+    election_id: &str,
+    rng: &mut R,
+) -> Result<InMemoryCeremony, BallotError> {
+    use crate::transport::{open_share_message, share_message, TransportSecret};
+    let secrets: Vec<TransportSecret> = (0..threshold.trustees)
+        .map(|_| TransportSecret::generate(rng))
+        .collect();
+    run_ceremony(threshold, rng, |share, rng| {
+        let recipient = secrets
+            .get(share.to as usize)
+            .ok_or(BallotError::Internal("share recipient"))?;
+        let message = share_message(&recipient.public_key_bytes(), election_id, share, rng)?;
+        open_share_message(recipient, election_id, share.to, &message)
+    })
+}
+
+/// The ceremony of all trustees, with `deliver` carrying each round-3 share from its
+/// sender to its recipient.
+fn run_ceremony<R, F>(
+    threshold: Threshold,
+    rng: &mut R,
+    mut deliver: F,
+) -> Result<InMemoryCeremony, BallotError>
+where
+    R: CryptoRng + RngCore,
+    F: FnMut(&SecretShare, &mut R) -> Result<SecretShare, BallotError>,
+{
     let n = threshold.trustees;
     let mut round1 = (0..n)
         .map(|i| TrusteeCommitting::new(threshold, index_u32(i), rng))
@@ -704,7 +790,11 @@ pub fn run_ceremony_in_memory<R: CryptoRng + RngCore>(
         }
     }
     for share in &shares {
-        round3[share.to as usize].insert_share(share)?;
+        let delivered = deliver(share, rng)?;
+        round3
+            .get_mut(share.to as usize)
+            .ok_or(BallotError::Internal("share recipient"))?
+            .insert_share(&delivered)?;
     }
     let trustees = round3
         .into_iter()
@@ -798,7 +888,11 @@ mod tests {
             Err(BallotError::DkgInvalidProof(1))
         );
         assert!(matches!(
-            derive_key_set(threshold, &commitments, &[infos[0].clone(), bad_proof]),
+            derive_key_set(
+                threshold,
+                &commitments,
+                &[infos[0].clone(), bad_proof.clone()]
+            ),
             Err(BallotError::DkgInvalidProof(1))
         ));
         assert!(matches!(
@@ -806,6 +900,33 @@ mod tests {
             Err(BallotError::MissingDkgMessages { ref missing, .. }) if missing == &[2]
         ));
         assert!(PublicInfo::from_bytes(threshold, 1, &bytes[1..]).is_err());
+        // The board-side check of one posted public info.
+        check_public_info(threshold, &commitments[1], &infos[1].to_message()).unwrap();
+        assert_eq!(
+            PublicInfo::from_message(threshold, &infos[1].to_message()).unwrap(),
+            infos[1]
+        );
+        assert_eq!(
+            check_public_info(threshold, &commitments[1], &bad_proof.to_message()),
+            Err(BallotError::DkgInvalidProof(1))
+        );
+        assert_eq!(
+            check_public_info(threshold, &commitments[1], &bad_opening.to_message()),
+            Err(BallotError::DkgCommitmentMismatch(1))
+        );
+        assert_eq!(
+            check_public_info(threshold, &commitments[0], &infos[1].to_message()),
+            Err(BallotError::DkgIndexMismatch {
+                commitment: 0,
+                info: 1
+            })
+        );
+        let mut short = infos[1].to_message();
+        short.public_info.pop();
+        assert!(matches!(
+            check_public_info(threshold, &commitments[1], &short),
+            Err(BallotError::MalformedDkgMessage { from: 1, .. })
+        ));
         for (i, t) in r2.iter_mut().enumerate() {
             for (j, info) in infos.iter().enumerate() {
                 if i != j {

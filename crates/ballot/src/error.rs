@@ -81,6 +81,14 @@ pub enum BallotError {
         /// Actual length.
         len: usize,
     },
+    /// A trustee's X25519 encryption key (DKG share transport) is not 32 bytes.
+    #[error("trustee #{index} has a {len}-byte encryption key; expected 32")]
+    BadTrusteeEncryptionKey {
+        /// Trustee index.
+        index: usize,
+        /// Actual length.
+        len: usize,
+    },
     /// Two trustees have the same signing key.
     #[error("trustees #{first} and #{second} have the same signing key")]
     DuplicateTrusteeKey {
@@ -160,6 +168,285 @@ pub enum BallotError {
     /// A public key (joint key or key share) is not a canonical Ristretto point.
     #[error("malformed public key: {0}")]
     MalformedKey(&'static str),
+    /// A posted public info's index differs from its commitment's.
+    #[error(
+        "public info of trustee #{info} checked against the commitment of trustee #{commitment}"
+    )]
+    DkgIndexMismatch {
+        /// `trustee_index` of the commitment.
+        commitment: u32,
+        /// `trustee_index` of the public info.
+        info: u32,
+    },
+
+    // ----- DKG share transport -----
+    /// A recipient's X25519 encryption key is not 32 bytes.
+    #[error("encryption key of trustee #{to} is {len} bytes; expected 32")]
+    BadEncryptionKey {
+        /// Recipient.
+        to: u32,
+        /// Actual length.
+        len: usize,
+    },
+    /// A transport secret key is not 32 bytes (or not hex).
+    #[error("transport secret key is not 32 bytes")]
+    BadTransportSecret,
+    /// A sealed share cannot be opened with this trustee's transport key (wrong
+    /// recipient, truncated or tampered).
+    #[error("sealed secret share from trustee #{from} to #{to} cannot be opened")]
+    ShareDecryption {
+        /// Sender.
+        from: u32,
+        /// Recipient.
+        to: u32,
+    },
+    /// A sealed share opens, but was sealed for another election, sender or recipient.
+    #[error("sealed secret share from trustee #{from} to #{to} was sealed for another context")]
+    ShareContextMismatch {
+        /// Claimed sender.
+        from: u32,
+        /// Claimed recipient.
+        to: u32,
+    },
+
+    // ----- ballots -----
+    /// A ballot or tally names a precinct that is not in the manifest.
+    #[error("unknown precinct {0:?}")]
+    UnknownPrecinct(String),
+    /// A ballot (or selections, opening, tally input) has the wrong number of contests.
+    #[error("{what} has {got} contests; the manifest has {expected}")]
+    ContestCount {
+        /// Which object.
+        what: &'static str,
+        /// Number of contests of the manifest.
+        expected: usize,
+        /// Number given.
+        got: usize,
+    },
+    /// Contests must appear exactly once each, in manifest order.
+    #[error("{what}: contest #{position} is {got:?}; expected {expected:?}")]
+    ContestOrder {
+        /// Which object.
+        what: &'static str,
+        /// Position in the object.
+        position: usize,
+        /// Contest id of the manifest at that position.
+        expected: String,
+        /// Contest id found.
+        got: String,
+    },
+    /// A selected option index is not an option of the contest.
+    #[error("contest {contest:?}: selected option {option} is not within 0..{options}")]
+    SelectionOutOfRange {
+        /// Contest id.
+        contest: String,
+        /// Selected index.
+        option: u32,
+        /// Number of options.
+        options: usize,
+    },
+    /// An option is selected twice.
+    #[error("contest {contest:?}: option {option} selected twice")]
+    DuplicateSelection {
+        /// Contest id.
+        contest: String,
+        /// Option index.
+        option: u32,
+    },
+    /// The number of selections is outside the contest's limits.
+    #[error("contest {contest:?}: {count} selections, allowed {min}..={max}")]
+    SelectionCount {
+        /// Contest id.
+        contest: String,
+        /// Number of selections.
+        count: usize,
+        /// `min_selections`.
+        min: u32,
+        /// `max_selections`.
+        max: u32,
+    },
+    /// A contest carries the wrong number of ciphertexts (or nonces).
+    #[error("contest {contest:?}: {got} {what}; expected one per option ({expected})")]
+    OptionCount {
+        /// Contest id.
+        contest: String,
+        /// What was counted (ciphertexts, nonces, sums).
+        what: &'static str,
+        /// Number of options.
+        expected: usize,
+        /// Number given.
+        got: usize,
+    },
+    /// A ciphertext is not two canonical Ristretto points, or has an identity random
+    /// element (a zero nonce would publish the vote in clear).
+    #[error("contest {contest:?}, option {option}: malformed ciphertext")]
+    MalformedCiphertext {
+        /// Contest id.
+        contest: String,
+        /// Option index.
+        option: usize,
+    },
+    /// An option's 0-or-1 proof is not a valid encoding.
+    #[error("contest {contest:?}, option {option}: malformed 0/1 proof")]
+    MalformedOptionProof {
+        /// Contest id.
+        contest: String,
+        /// Option index.
+        option: usize,
+    },
+    /// An option's 0-or-1 proof does not verify.
+    #[error("contest {contest:?}, option {option}: 0/1 proof does not verify")]
+    InvalidOptionProof {
+        /// Contest id.
+        contest: String,
+        /// Option index.
+        option: usize,
+    },
+    /// A contest's selection-count proof is not a valid encoding.
+    #[error("contest {0:?}: malformed selection-count proof")]
+    MalformedSumProof(String),
+    /// A contest's selection-count proof does not verify.
+    #[error("contest {0:?}: selection-count proof does not verify")]
+    InvalidSumProof(String),
+    /// `previous_tracking_code` is not 32 bytes.
+    #[error("previous tracking code is {0} bytes; expected 32")]
+    BadTrackingCode(usize),
+    /// A spoiled ballot has no ballot.
+    #[error("spoiled ballot carries no ballot")]
+    MissingBallot,
+    /// A nonce of a spoiled ballot is not a canonical scalar.
+    #[error("contest {contest:?}, option {option}: malformed nonce")]
+    MalformedNonce {
+        /// Contest id.
+        contest: String,
+        /// Option index.
+        option: usize,
+    },
+    /// Re-encrypting a spoiled ballot's published selection with its published nonce does
+    /// not give the published ciphertext: the device did not encrypt what it showed.
+    #[error("contest {contest:?}, option {option}: opening does not match the ciphertext")]
+    OpeningMismatch {
+        /// Contest id.
+        contest: String,
+        /// Option index.
+        option: usize,
+    },
+
+    // ----- tally and decryption -----
+    /// A decryption share (or result) is for another precinct or contest than expected.
+    #[error(
+        "{what} is for precinct {got_precinct:?} contest {got_contest:?}; expected precinct          {precinct:?} contest {contest:?}"
+    )]
+    WrongScope {
+        /// Which object.
+        what: &'static str,
+        /// Expected precinct id.
+        precinct: String,
+        /// Expected contest id.
+        contest: String,
+        /// Precinct id found.
+        got_precinct: String,
+        /// Contest id found.
+        got_contest: String,
+    },
+    /// A decryption share does not have one share and one proof per option.
+    #[error(
+        "decryption share of trustee #{trustee} for contest {contest:?}: {shares} shares and          {proofs} proofs; expected {expected} of each"
+    )]
+    DecryptionShareCount {
+        /// Trustee index.
+        trustee: u32,
+        /// Contest id.
+        contest: String,
+        /// Number of options.
+        expected: usize,
+        /// Shares given.
+        shares: usize,
+        /// Proofs given.
+        proofs: usize,
+    },
+    /// A decryption share or its proof is not a valid encoding.
+    #[error(
+        "decryption share of trustee #{trustee}, contest {contest:?}, option {option}: malformed"
+    )]
+    MalformedDecryptionShare {
+        /// Trustee index.
+        trustee: u32,
+        /// Contest id.
+        contest: String,
+        /// Option index.
+        option: usize,
+    },
+    /// A decryption share's proof of equal discrete logs does not verify.
+    #[error("decryption share of trustee #{trustee}, contest {contest:?}, option {option}: invalid proof")]
+    InvalidDecryptionShare {
+        /// Trustee index.
+        trustee: u32,
+        /// Contest id.
+        contest: String,
+        /// Option index.
+        option: usize,
+    },
+    /// Two decryption shares from one trustee.
+    #[error("two decryption shares from trustee #{0}")]
+    DuplicateDecryptionShare(u32),
+    /// Fewer valid shares from distinct trustees than the threshold.
+    #[error("{have} decryption shares from distinct trustees; need {need}")]
+    NotEnoughShares {
+        /// Distinct trustees with a share.
+        have: usize,
+        /// The threshold `k`.
+        need: usize,
+    },
+    /// The decrypted sum of an option is not within `0..=ballots_counted`.
+    #[error("contest {contest:?}, option {option}: decrypted count is not within 0..={max}")]
+    NoDiscreteLog {
+        /// Contest id.
+        contest: String,
+        /// Option index.
+        option: usize,
+        /// `ballots_counted`.
+        max: u64,
+    },
+    /// A posted result lacks its counts.
+    #[error("result for precinct {0:?} has no counts")]
+    MissingResultCount(String),
+    /// A posted result's count of an option differs from the decrypted one.
+    #[error(
+        "result for contest {contest:?}, option {option}: posted {posted}, decrypted {computed}"
+    )]
+    ResultMismatch {
+        /// Contest id.
+        contest: String,
+        /// Option index.
+        option: usize,
+        /// Posted count.
+        posted: u64,
+        /// Decrypted count.
+        computed: u64,
+    },
+    /// A posted result has the wrong number of option counts.
+    #[error("result for contest {contest:?} has {got} counts; expected {expected}")]
+    ResultOptionCount {
+        /// Contest id.
+        contest: String,
+        /// Number of decrypted counts.
+        expected: usize,
+        /// Number posted.
+        got: usize,
+    },
+    /// A posted result's number of counted ballots differs from the tally's.
+    #[error(
+        "result for contest {contest:?}: posted {posted} ballots counted, tally has {computed}"
+    )]
+    ResultBallotsCounted {
+        /// Contest id.
+        contest: String,
+        /// Posted number.
+        posted: u64,
+        /// The tally's number.
+        computed: u64,
+    },
     /// An internal invariant of the crate failed (a bug, reported instead of panicking).
     #[error("internal error: {0}")]
     Internal(&'static str),

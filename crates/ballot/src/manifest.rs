@@ -14,7 +14,8 @@ pub const MAX_TRUSTEES: usize = 64;
 /// Rules: at least one contest; contest ids non-empty and unique; every contest has
 /// `1..=MAX_OPTIONS` options with non-empty, unique names, and selection limits
 /// `min_selections <= max_selections`, `1 <= max_selections <= options`; precinct ids
-/// non-empty and unique; `1..=MAX_TRUSTEES` trustees with distinct 32-byte signing keys;
+/// non-empty and unique; `1..=MAX_TRUSTEES` trustees with distinct 32-byte signing keys
+/// and 32-byte encryption keys;
 /// `1 <= threshold <= trustees`.
 ///
 /// # Errors
@@ -59,6 +60,14 @@ pub fn validate_manifest(manifest: &pb::ElectionManifest) -> Result<(), BallotEr
             return Err(BallotError::BadTrusteeKey {
                 index,
                 len: trustee.signing_key.len(),
+            });
+        }
+        // DKG shares are sealed to this X25519 key (see `transport`); a wrong length
+        // would only surface mid-ceremony, so reject the manifest up front.
+        if trustee.encryption_key.len() != 32 {
+            return Err(BallotError::BadTrusteeEncryptionKey {
+                index,
+                len: trustee.encryption_key.len(),
             });
         }
         if let Some(first) = manifest.trustees[..index]
@@ -143,6 +152,7 @@ mod tests {
                 .map(|i| pb::Trustee {
                     name: format!("t{i}"),
                     signing_key: vec![i as u8; 32],
+                    encryption_key: vec![0x80 | i as u8; 32],
                 })
                 .collect(),
             threshold,
@@ -238,6 +248,12 @@ mod tests {
         assert_eq!(
             validate_manifest(&m),
             Err(BallotError::BadTrusteeKey { index: 1, len: 31 })
+        );
+        let mut m = manifest(2, 3);
+        m.trustees[2].encryption_key = vec![1; 33];
+        assert_eq!(
+            validate_manifest(&m),
+            Err(BallotError::BadTrusteeEncryptionKey { index: 2, len: 33 })
         );
         let mut m = manifest(2, 3);
         m.trustees[2].signing_key = m.trustees[0].signing_key.clone();

@@ -17,8 +17,9 @@
 //! - an envelope whose content address is already on the board is a duplicate and
 //!   does not get a second leaf.
 //!
-//! Phase and ballot-proof rules of elections are layered on top by the election
-//! protocol (issue #5).
+//! Election rules (phases, key ceremony order, ballot proofs, tracking-code chains,
+//! precinct scope) live in [`crate::election`]; this module calls them for every entry
+//! that names an election.
 
 use std::collections::HashMap;
 
@@ -70,6 +71,8 @@ pub trait BoardView {
     fn key(&self, key: &PublicKeyBytes) -> Result<Option<KeyGrant>, Self::Error>;
     /// Index of the leaf holding the envelope with this content address.
     fn find_envelope(&self, id: &EnvelopeId) -> Result<Option<u64>, Self::Error>;
+    /// A value of the rules' own state ([`Effect::PutState`]), by key.
+    fn state(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Self::Error>;
 }
 
 /// Why an entry was not admitted, as a gRPC-like code plus a message for people.
@@ -109,7 +112,7 @@ impl std::fmt::Display for Rejection {
     }
 }
 
-fn reject(code: RejectCode, message: impl Into<String>) -> Rejection {
+pub(crate) fn reject(code: RejectCode, message: impl Into<String>) -> Rejection {
     Rejection {
         code,
         message: message.into(),
@@ -121,6 +124,10 @@ fn reject(code: RejectCode, message: impl Into<String>) -> Rejection {
 pub enum Effect {
     /// Record (or update) a key's registry entry.
     PutKey(PublicKeyBytes, KeyGrant),
+    /// Record (or replace) a value of the rules' own state (elections, tracking-code
+    /// chains); read back through [`BoardView::state`]. Keys are owned by
+    /// [`crate::election`].
+    PutState(Vec<u8>, Vec<u8>),
 }
 
 /// What happened to one leaf of a batch.
@@ -163,9 +170,10 @@ fn role_may_post(role: Role, kind: &Kind) -> bool {
         | Kind::PhaseChange(_)
         | Kind::JointKey(_)
         | Kind::Result(_) => role == Role::Authority,
-        Kind::DkgCommitment(_) | Kind::DkgSecretShare(_) | Kind::DecryptionShare(_) => {
-            role == Role::Trustee
-        }
+        Kind::DkgCommitment(_)
+        | Kind::DkgPublicInfo(_)
+        | Kind::DkgSecretShare(_)
+        | Kind::DecryptionShare(_) => role == Role::Trustee,
         Kind::Ballot(_) | Kind::SpoiledBallot(_) => role == Role::Terminal,
         Kind::PrecinctProtocol(_) => role == Role::PrecinctCommission,
         Kind::CheckpointCosignatures(_) => role == Role::Node || role == Role::Authority,
@@ -182,6 +190,7 @@ pub fn kind_name(kind: &Kind) -> &'static str {
         Kind::Manifest(_) => "ElectionManifest",
         Kind::PhaseChange(_) => "PhaseChange",
         Kind::DkgCommitment(_) => "DkgCommitment",
+        Kind::DkgPublicInfo(_) => "DkgPublicInfo",
         Kind::DkgSecretShare(_) => "DkgSecretShare",
         Kind::JointKey(_) => "JointKey",
         Kind::Ballot(_) => "Ballot",
@@ -201,7 +210,18 @@ pub struct BatchApplier<'v, V: BoardView> {
     next_index: u64,
     keys: HashMap<PublicKeyBytes, KeyGrant>,
     envelopes: HashMap<EnvelopeId, u64>,
+    state: HashMap<Vec<u8>, Vec<u8>>,
     admitted: Vec<Admitted>,
+}
+
+impl<V: BoardView> crate::election::StateRead for BatchApplier<'_, V> {
+    type Error = V::Error;
+    fn get(&self, key: &[u8]) -> Result<Option<Vec<u8>>, V::Error> {
+        match self.state.get(key) {
+            Some(value) => Ok(Some(value.clone())),
+            None => self.base.state(key),
+        }
+    }
 }
 
 impl<'v, V: BoardView> BatchApplier<'v, V> {
@@ -212,6 +232,7 @@ impl<'v, V: BoardView> BatchApplier<'v, V> {
             base,
             keys: HashMap::new(),
             envelopes: HashMap::new(),
+            state: HashMap::new(),
             admitted: Vec::new(),
         })
     }
@@ -254,19 +275,47 @@ impl<'v, V: BoardView> BatchApplier<'v, V> {
         leaf_data: &[u8],
         record: &LeafRecord,
     ) -> Result<Outcome, V::Error> {
+        self.apply_with_proofs(leaf_data, record, None)
+    }
+
+    /// Decides about one leaf checked by [`crate::election::precheck`] (possibly in
+    /// parallel with the other leaves of the batch).
+    pub fn apply_prechecked(
+        &mut self,
+        leaf_data: &[u8],
+        prechecked: &crate::election::Prechecked,
+    ) -> Result<Outcome, V::Error> {
+        match &prechecked.record {
+            Ok(record) => self.apply_with_proofs(leaf_data, record, prechecked.proofs.as_ref()),
+            Err(rejection) => Ok(Outcome::Rejected(rejection.clone())),
+        }
+    }
+
+    fn apply_with_proofs(
+        &mut self,
+        leaf_data: &[u8],
+        record: &LeafRecord,
+        proofs: Option<&Result<(), Rejection>>,
+    ) -> Result<Outcome, V::Error> {
         let envelope_id = record.envelope.id();
         if let Some(index) = self.find_envelope(&envelope_id)? {
             return Ok(Outcome::Duplicate { index });
         }
-        let effects = match self.check(record)? {
+        let effects = match self.check_with_proofs(record, proofs)? {
             Ok(effects) => effects,
             Err(rejection) => return Ok(Outcome::Rejected(rejection)),
         };
         let index = self.next_index;
         self.next_index += 1;
         for effect in &effects {
-            let Effect::PutKey(key, grant) = effect;
-            self.keys.insert(*key, grant.clone());
+            match effect {
+                Effect::PutKey(key, grant) => {
+                    self.keys.insert(*key, grant.clone());
+                }
+                Effect::PutState(key, value) => {
+                    self.state.insert(key.clone(), value.clone());
+                }
+            }
         }
         self.envelopes.insert(envelope_id, index);
         self.admitted.push(Admitted {
@@ -286,6 +335,16 @@ impl<'v, V: BoardView> BatchApplier<'v, V> {
     /// Checks an entry that is not a duplicate against the rules; returns its effects.
     /// Does not modify the batch, so the leader can use it to pre-check.
     pub fn check(&self, record: &LeafRecord) -> Result<Result<Vec<Effect>, Rejection>, V::Error> {
+        self.check_with_proofs(record, None)
+    }
+
+    /// [`Self::check`], reusing the outcome of ballot-proof checks done beforehand by
+    /// [`crate::election::precheck`] when there is one.
+    fn check_with_proofs(
+        &self,
+        record: &LeafRecord,
+        proofs: Option<&Result<(), Rejection>>,
+    ) -> Result<Result<Vec<Effect>, Rejection>, V::Error> {
         let index = self.next_index;
         let body = match record.envelope.body() {
             Ok(body) => body,
@@ -347,11 +406,31 @@ impl<'v, V: BoardView> BatchApplier<'v, V> {
             )));
         }
 
-        match kind {
-            Kind::RegisterKey(register) => self.check_register(&body, register, index),
-            Kind::RevokeKey(revoke) => self.check_revoke(revoke, index),
-            _ => Ok(Ok(Vec::new())),
+        let mut effects = match kind {
+            Kind::RegisterKey(register) => match self.check_register(&body, register, index)? {
+                Ok(effects) => effects,
+                Err(rejection) => return Ok(Err(rejection)),
+            },
+            Kind::RevokeKey(revoke) => match self.check_revoke(revoke, index)? {
+                Ok(effects) => effects,
+                Err(rejection) => return Ok(Err(rejection)),
+            },
+            _ => Vec::new(),
+        };
+        let entry = crate::election::EntryContext {
+            body: &body,
+            kind,
+            grant: &grant,
+            signer: &signer,
+            envelope_id: &record.envelope.id(),
+            index,
+            proofs,
+        };
+        match crate::election::check_entry(self, &entry)? {
+            Ok(more) => effects.extend(more),
+            Err(rejection) => return Ok(Err(rejection)),
         }
+        Ok(Ok(effects))
     }
 
     fn check_genesis(
@@ -398,7 +477,7 @@ impl<'v, V: BoardView> BatchApplier<'v, V> {
             let bytes = *parsed.as_bytes();
             if effects
                 .iter()
-                .any(|Effect::PutKey(existing, _)| *existing == bytes)
+                .any(|effect| matches!(effect, Effect::PutKey(existing, _) if *existing == bytes))
             {
                 return Err(reject(
                     RejectCode::InvalidArgument,
@@ -417,7 +496,10 @@ impl<'v, V: BoardView> BatchApplier<'v, V> {
                 },
             ));
         }
-        if !effects.iter().any(|Effect::PutKey(key, _)| *key == signer) {
+        if !effects
+            .iter()
+            .any(|effect| matches!(effect, Effect::PutKey(key, _) if *key == signer))
+        {
             return Err(reject(
                 RejectCode::PermissionDenied,
                 "genesis must be signed by one of the authority keys it names",
@@ -511,50 +593,10 @@ mod tests {
     use super::*;
     use crate::envelope::SignedEnvelope;
     use crate::leaf::encode_leaf;
+    use crate::memory::MemoryBoard;
     use ed25519_dalek::SigningKey;
-    use std::collections::HashMap;
 
     const ORIGIN: &str = "test.board";
-
-    /// An in-memory board state, as a node's store would hold it.
-    #[derive(Default)]
-    struct MemoryBoard {
-        leaves: Vec<Vec<u8>>,
-        keys: HashMap<PublicKeyBytes, KeyGrant>,
-        envelopes: HashMap<EnvelopeId, u64>,
-    }
-
-    impl BoardView for MemoryBoard {
-        type Error = std::convert::Infallible;
-        fn size(&self) -> Result<u64, Self::Error> {
-            Ok(self.leaves.len() as u64)
-        }
-        fn origin(&self) -> &str {
-            ORIGIN
-        }
-        fn key(&self, key: &PublicKeyBytes) -> Result<Option<KeyGrant>, Self::Error> {
-            Ok(self.keys.get(key).cloned())
-        }
-        fn find_envelope(&self, id: &EnvelopeId) -> Result<Option<u64>, Self::Error> {
-            Ok(self.envelopes.get(id).copied())
-        }
-    }
-
-    impl MemoryBoard {
-        fn apply_batch(&mut self, leaves: &[Vec<u8>]) -> Vec<Outcome> {
-            let mut applier = BatchApplier::new(&*self).unwrap();
-            let outcomes = leaves.iter().map(|l| applier.apply(l).unwrap()).collect();
-            for admitted in applier.finish() {
-                assert_eq!(admitted.index, self.leaves.len() as u64);
-                for Effect::PutKey(key, grant) in admitted.effects {
-                    self.keys.insert(key, grant);
-                }
-                self.envelopes.insert(admitted.envelope_id, admitted.index);
-                self.leaves.push(admitted.leaf_data);
-            }
-            outcomes
-        }
-    }
 
     fn key(seed: u8) -> SigningKey {
         SigningKey::from_bytes(&[seed; 32])
@@ -617,7 +659,7 @@ mod tests {
 
     #[test]
     fn first_entry_must_be_genesis_for_this_origin() {
-        let mut board = MemoryBoard::default();
+        let mut board = MemoryBoard::new(ORIGIN);
         let authority = key(1);
         let out = board.apply_batch(&[note(&authority, "", 1)]);
         assert!(rejected_with(&out[0], RejectCode::FailedPrecondition));
@@ -646,7 +688,7 @@ mod tests {
 
     #[test]
     fn genesis_signed_by_outsider_is_rejected() {
-        let mut board = MemoryBoard::default();
+        let mut board = MemoryBoard::new(ORIGIN);
         let leaf = leaf(
             &key(9),
             "",
@@ -661,12 +703,12 @@ mod tests {
             &board.apply_batch(&[leaf])[0],
             RejectCode::PermissionDenied
         ));
-        assert_eq!(board.leaves.len(), 0);
+        assert_eq!(board.leaves().len(), 0);
     }
 
     #[test]
     fn unregistered_and_revoked_signers_are_refused() {
-        let mut board = MemoryBoard::default();
+        let mut board = MemoryBoard::new(ORIGIN);
         let authority = key(1);
         let terminal = key(2);
         board.apply_batch(&[genesis(&authority)]);
@@ -712,7 +754,7 @@ mod tests {
 
     #[test]
     fn roles_and_election_scope_are_enforced() {
-        let mut board = MemoryBoard::default();
+        let mut board = MemoryBoard::new(ORIGIN);
         let authority = key(1);
         let terminal = key(2);
         board.apply_batch(&[
@@ -729,7 +771,7 @@ mod tests {
 
     #[test]
     fn duplicates_return_the_original_index_and_add_nothing() {
-        let mut board = MemoryBoard::default();
+        let mut board = MemoryBoard::new(ORIGIN);
         let authority = key(1);
         board.apply_batch(&[genesis(&authority)]);
         let entry = note(&authority, "", 2);
@@ -748,23 +790,23 @@ mod tests {
             board.apply_batch(&[entry]),
             vec![Outcome::Duplicate { index: 1 }]
         );
-        assert_eq!(board.leaves.len(), 2);
+        assert_eq!(board.leaves().len(), 2);
     }
 
     #[test]
     fn garbage_leaves_are_rejected_not_panics() {
-        let mut board = MemoryBoard::default();
+        let mut board = MemoryBoard::new(ORIGIN);
         board.apply_batch(&[genesis(&key(1))]);
         let out = board.apply_batch(&[vec![], vec![0xff; 10], b"\x12\x00".to_vec()]);
         assert!(out
             .iter()
             .all(|o| rejected_with(o, RejectCode::InvalidArgument)));
-        assert_eq!(board.leaves.len(), 1);
+        assert_eq!(board.leaves().len(), 1);
     }
 
     #[test]
     fn terminal_registration_needs_a_precinct() {
-        let mut board = MemoryBoard::default();
+        let mut board = MemoryBoard::new(ORIGIN);
         let authority = key(1);
         board.apply_batch(&[genesis(&authority)]);
         let no_precinct = leaf(
@@ -794,14 +836,14 @@ mod tests {
             note(&key(3), "e", 4),
             note(&key(2), "e", 3),
         ];
-        let mut a = MemoryBoard::default();
-        let mut b = MemoryBoard::default();
+        let mut a = MemoryBoard::new(ORIGIN);
+        let mut b = MemoryBoard::new(ORIGIN);
         let out_a = a.apply_batch(&leaves);
         let out_b: Vec<Outcome> = leaves
             .iter()
             .flat_map(|l| b.apply_batch(std::slice::from_ref(l)))
             .collect();
         assert_eq!(out_a, out_b);
-        assert_eq!(a.leaves, b.leaves);
+        assert_eq!(a.leaves(), b.leaves());
     }
 }

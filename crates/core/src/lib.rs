@@ -8,6 +8,10 @@
 //!   signature per node, key ids, verifier-key strings and the k-of-n cosignature policy.
 //! - [`board`]: the deterministic admission rules (genesis, registry, roles,
 //!   duplicates) every node applies to every batch.
+//! - [`election`]: the election rules layered on the board (phases, key ceremony,
+//!   ballot proofs, tracking-code chains, precinct scope).
+//! - [`memory`]: an in-memory board to replay and audit a downloaded board.
+//! - [`audit`]: re-checking a whole election from the board alone.
 //! - [`receipt`]: what a submitter keeps, checkable offline with only the trusted
 //!   node keys.
 //!
@@ -17,11 +21,14 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod audit;
 pub mod board;
 pub mod checkpoint;
+pub mod election;
 pub mod envelope;
 mod error;
 pub mod leaf;
+pub mod memory;
 pub mod receipt;
 
 pub use bboard_merkle as merkle;

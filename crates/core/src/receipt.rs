@@ -30,7 +30,8 @@ pub struct Receipt {
     pub checkpoint: String,
     /// Hex of each inclusion proof hash, leaf to root.
     pub inclusion_proof: Vec<String>,
-    /// Ballot tracking code, empty for other entries.
+    /// Hex of the ballot's tracking code (see [`crate::election::tracking_code`]),
+    /// empty for other entries.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub tracking_code: String,
 }
@@ -129,6 +130,14 @@ impl Receipt {
             &proof,
             &checkpoint.checkpoint.root,
         )?;
+        let expected_code = crate::election::tracking_code_of(&leaf).map(hex::encode);
+        if expected_code.as_deref().unwrap_or("") != self.tracking_code {
+            return Err(Error::InvalidReceipt(format!(
+                "tracking code {:?} is not the code of the entry ({:?})",
+                self.tracking_code,
+                expected_code.unwrap_or_default()
+            )));
+        }
         Ok(VerifiedReceipt {
             leaf,
             leaf_index: index,

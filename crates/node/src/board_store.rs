@@ -16,6 +16,7 @@
 //! | `e` | 32-byte envelope id | leaf index u64 |
 //! | `h` | 32-byte leaf hash | leaf index u64 |
 //! | `k` | 32-byte public key | MessagePack `KeyGrant` |
+//! | `x` | rules' state key (see `bboard_core::election`) | its value |
 //! | `c` | tree size u64 | this node's signed checkpoint note at that size |
 //! | `m` | name | metadata (size, last applied, membership, counters) |
 
@@ -171,6 +172,10 @@ impl BoardView for BoardStore {
             .map(|bytes| decode_u64(&bytes, "envelope index"))
             .transpose()
     }
+
+    fn state(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
+        Ok(self.tree.get(prefixed(b'x', key))?.map(|value| value.to_vec()))
+    }
 }
 
 /// What applying one batch changed.
@@ -286,8 +291,14 @@ impl BoardStore {
             );
             batch.insert(prefixed(b'h', hash.as_bytes()), &leaf.index.to_be_bytes());
             for effect in &leaf.effects {
-                let Effect::PutKey(key, grant) = effect;
-                batch.insert(prefixed(b'k', key), encode(grant)?);
+                match effect {
+                    Effect::PutKey(key, grant) => {
+                        batch.insert(prefixed(b'k', key), encode(grant)?);
+                    }
+                    Effect::PutState(key, value) => {
+                        batch.insert(prefixed(b'x', key), value.as_slice());
+                    }
+                }
             }
         }
         let new_size = merkle.size().0;

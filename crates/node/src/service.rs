@@ -22,7 +22,8 @@ use std::time::Duration;
 use bboard_core::board::{BatchApplier, BoardView, Outcome, RejectCode, Rejection};
 use bboard_core::checkpoint::SignedCheckpoint;
 use bboard_core::envelope::SignedEnvelope;
-use bboard_core::leaf::{leaf_hash, LeafRecord};
+use bboard_core::election::tracking_code_of;
+use bboard_core::leaf::{decode_leaf, leaf_hash, LeafRecord};
 use bboard_core::pb;
 use bboard_merkle::{Hash, LeafIndex, TreeSize};
 use bboard_proto::v1::board_client::BoardClient;
@@ -120,6 +121,11 @@ impl BoardService {
             .board
             .with_merkle(|m| Ok(m.inclusion_proof(LeafIndex(index), size)?))
             .map_err(internal)?;
+        let tracking_code = decode_leaf(&leaf_data)
+            .ok()
+            .and_then(|record| tracking_code_of(&record))
+            .map(hex::encode)
+            .unwrap_or_default();
         Ok(pb::AppendResponse {
             receipt: Some(pb::Receipt {
                 leaf_index: index,
@@ -127,7 +133,7 @@ impl BoardService {
                 leaf_data,
                 checkpoint: checkpoint.to_note(),
                 inclusion_proof: proof.iter().map(|h| h.as_bytes().to_vec()).collect(),
-                tracking_code: String::new(),
+                tracking_code,
             }),
             duplicate,
         })
@@ -202,8 +208,15 @@ impl BoardService {
             timestamp_unix_ms: 0,
             envelope: envelope.clone(),
         };
-        let applier = BatchApplier::new(&self.shared.board).map_err(internal)?;
-        if let Err(rejection) = applier.check(&record).map_err(internal)? {
+        // Ballot proofs take milliseconds of CPU: keep them off the async workers.
+        let board = self.shared.board.clone();
+        let verdict = tokio::task::spawn_blocking(move || {
+            BatchApplier::new(&board).and_then(|applier| applier.check(&record))
+        })
+        .await
+        .map_err(internal)?
+        .map_err(internal)?;
+        if let Err(rejection) = verdict {
             return Err(status_of(&rejection));
         }
         let (reply, outcome) = oneshot::channel();

@@ -16,9 +16,10 @@
 use std::io::{BufReader, BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
-use bboard_core::board::{BatchApplier, BoardView, Outcome, RejectCode, Rejection};
+use bboard_core::board::{BatchApplier, BoardView, Outcome};
+use bboard_core::election::precheck;
 use bboard_core::checkpoint::{NoteSigner, SignedCheckpoint};
-use bboard_core::leaf::{decode_leaf, leaf_hash};
+use bboard_core::leaf::leaf_hash;
 use bboard_merkle::{Blake3Hasher, Hash, MemoryNodeStore, MerkleTree};
 use openraft::storage::{RaftStateMachine, Snapshot};
 use openraft::{
@@ -167,19 +168,17 @@ impl BoardStateMachine {
         leaves: &[Vec<u8>],
         log_id: &LogId<NodeId>,
     ) -> Result<(BoardResponse, crate::board_store::AppliedBatch), StoreError> {
-        // Stateless checks in parallel; the result is the same on every node.
-        let decoded: Vec<_> = leaves.par_iter().map(|leaf| decode_leaf(leaf)).collect();
+        // Stateless checks (decoding, signatures, ballot proofs) in parallel; the
+        // result is the same on every node.
+        let prechecked = leaves
+            .par_iter()
+            .map(|leaf| precheck(board, leaf))
+            .collect::<Result<Vec<_>, _>>()?;
         let mut applier = BatchApplier::new(board)?;
         let mut outcomes = Vec::with_capacity(leaves.len());
         let mut rejected = 0u64;
-        for (leaf, record) in leaves.iter().zip(decoded) {
-            let outcome = match record {
-                Ok(record) => applier.apply_checked(leaf, &record)?,
-                Err(e) => Outcome::Rejected(Rejection {
-                    code: RejectCode::InvalidArgument,
-                    message: e.to_string(),
-                }),
-            };
+        for (leaf, prechecked) in leaves.iter().zip(&prechecked) {
+            let outcome = applier.apply_prechecked(leaf, prechecked)?;
             if let Outcome::Rejected(rejection) = &outcome {
                 // A correct leader pre-checks and never proposes such an entry.
                 tracing::warn!(%log_id, %rejection, "committed entry rejected on apply");
@@ -246,11 +245,13 @@ impl BoardStateMachine {
                 chunk.push(read_leaf(&mut reader)?);
             }
             remaining -= take;
-            let decoded: Vec<_> = chunk.par_iter().map(|leaf| decode_leaf(leaf)).collect();
+            let prechecked = chunk
+                .par_iter()
+                .map(|leaf| precheck(&self.board, leaf))
+                .collect::<Result<Vec<_>, _>>()?;
             let mut applier = BatchApplier::new(&self.board)?;
-            for (leaf, record) in chunk.iter().zip(decoded) {
-                let record = record.map_err(|e| corrupt(format!("leaf does not decode: {e}")))?;
-                match applier.apply_checked(leaf, &record)? {
+            for (leaf, prechecked) in chunk.iter().zip(&prechecked) {
+                match applier.apply_prechecked(leaf, prechecked)? {
                     Outcome::Appended { .. } => {}
                     other => {
                         return Err(corrupt(format!("leaf not admitted on replay: {other:?}")))

@@ -5,6 +5,7 @@
 
 use std::time::Duration;
 
+use bboard_core::board::BoardView;
 use bboard_core::checkpoint::{CosignaturePolicy, NoteSigner};
 use bboard_core::envelope::SignedEnvelope;
 use bboard_core::pb;
@@ -427,8 +428,18 @@ async fn a_node_whose_store_was_edited_refuses_to_start() {
             .await
             .unwrap();
     }
-    // Let every node apply everything, then stop node 3.
-    tokio::time::sleep(Duration::from_millis(500)).await;
+    // Let node 3 apply everything (bounded wait: the machine may be busy), then stop it.
+    let leader_size = cluster.nodes[..2]
+        .iter()
+        .map(|n| n.shared.board.size().unwrap())
+        .max()
+        .unwrap();
+    for _ in 0..200 {
+        if cluster.nodes[2].shared.board.size().unwrap() >= leader_size {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(50)).await;
+    }
     let node = cluster.nodes.pop().unwrap();
     let config = node.shared.config.clone();
     node.shutdown().await;
