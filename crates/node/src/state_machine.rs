@@ -168,6 +168,17 @@ impl BoardStateMachine {
         leaves: &[Vec<u8>],
         log_id: &LogId<NodeId>,
     ) -> Result<(BoardResponse, crate::board_store::AppliedBatch), StoreError> {
+        let reordered;
+        let leaves = if crate::fault::active() == Some(crate::fault::Fault::Reorder)
+            && leaves.len() >= 2
+        {
+            let mut swapped = leaves.to_vec();
+            swapped.swap(0, 1);
+            reordered = swapped;
+            &reordered[..]
+        } else {
+            leaves
+        };
         // Stateless checks (decoding, signatures, ballot proofs) in parallel; the
         // result is the same on every node.
         let prechecked = leaves
