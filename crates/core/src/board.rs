@@ -73,6 +73,8 @@ pub trait BoardView {
     fn find_envelope(&self, id: &EnvelopeId) -> Result<Option<u64>, Self::Error>;
     /// A value of the rules' own state ([`Effect::PutState`]), by key.
     fn state(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Self::Error>;
+    /// Merkle root of the first `size` leaves (`size` ≤ [`Self::size`]).
+    fn root_at(&self, size: u64) -> Result<bboard_merkle::Hash, Self::Error>;
 }
 
 /// Why an entry was not admitted, as a gRPC-like code plus a message for people.
@@ -415,6 +417,10 @@ impl<'v, V: BoardView> BatchApplier<'v, V> {
                 Ok(effects) => effects,
                 Err(rejection) => return Ok(Err(rejection)),
             },
+            Kind::CheckpointCosignatures(record) => match self.check_checkpoint_record(record)? {
+                Ok(()) => Vec::new(),
+                Err(rejection) => return Ok(Err(rejection)),
+            },
             _ => Vec::new(),
         };
         let entry = crate::election::EntryContext {
@@ -555,6 +561,55 @@ impl<'v, V: BoardView> BatchApplier<'v, V> {
                 revoked_at: None,
             },
         )]))
+    }
+
+    /// A recorded checkpoint must be a well-formed signed note of this board, of a size
+    /// the board had before this batch, with the root the board has at that size: the
+    /// checkpoint history recorded on the board is consistent with the board itself.
+    /// (Whose signatures it carries is for readers to judge with their policy.)
+    fn check_checkpoint_record(
+        &self,
+        record: &pb::CheckpointCosignatures,
+    ) -> Result<Result<(), Rejection>, V::Error> {
+        let signed = match crate::checkpoint::SignedCheckpoint::parse(&record.signed_checkpoint) {
+            Ok(signed) => signed,
+            Err(e) => {
+                return Ok(Err(reject(
+                    RejectCode::InvalidArgument,
+                    format!("recorded checkpoint: {e}"),
+                )))
+            }
+        };
+        let checkpoint = signed.checkpoint();
+        if checkpoint.origin != self.base.origin() {
+            return Ok(Err(reject(
+                RejectCode::InvalidArgument,
+                format!(
+                    "recorded checkpoint is for origin {:?}, not this board's {:?}",
+                    checkpoint.origin,
+                    self.base.origin()
+                ),
+            )));
+        }
+        let size = checkpoint.size.0;
+        let board_size = self.base.size()?;
+        if size == 0 || size > board_size {
+            return Ok(Err(reject(
+                RejectCode::FailedPrecondition,
+                format!("recorded checkpoint has size {size}; the board had {board_size} leaves"),
+            )));
+        }
+        let root = self.base.root_at(size)?;
+        if root != checkpoint.root {
+            return Ok(Err(reject(
+                RejectCode::InvalidArgument,
+                format!(
+                    "recorded checkpoint says root {} at size {size}, the board's root there is {root}",
+                    checkpoint.root
+                ),
+            )));
+        }
+        Ok(Ok(()))
     }
 
     fn check_revoke(
@@ -845,5 +900,85 @@ mod tests {
             .collect();
         assert_eq!(out_a, out_b);
         assert_eq!(a.leaves(), b.leaves());
+    }
+
+    #[test]
+    fn recorded_checkpoints_must_match_the_board() {
+        use crate::checkpoint::{Checkpoint, NoteSigner, SignedCheckpoint};
+        use bboard_merkle::TreeSize;
+        let mut board = MemoryBoard::new(ORIGIN);
+        let authority = key(1);
+        let node = key(4);
+        board.apply_batch(&[
+            genesis(&authority),
+            register(&authority, &node, Role::Node, "", 2),
+            note(&authority, "", 3),
+        ]);
+        let signer = NoteSigner::new("node-1", node.clone()).unwrap();
+        let record = |size: u64, root: bboard_merkle::Hash, origin: &str, ts: u64| {
+            let signed = SignedCheckpoint::sign(
+                Checkpoint {
+                    origin: origin.into(),
+                    size: TreeSize(size),
+                    root,
+                },
+                &signer,
+            )
+            .unwrap();
+            leaf(
+                &node,
+                "",
+                Kind::CheckpointCosignatures(pb::CheckpointCosignatures {
+                    signed_checkpoint: signed.to_note(),
+                }),
+                ts,
+            )
+        };
+        let root2 = board.root_at(2).unwrap();
+        let root3 = board.root_at(3).unwrap();
+        // Wrong root, future size, other origin, garbage: all refused.
+        let out = board.apply_batch(&[record(2, root3, ORIGIN, 10)]);
+        assert!(
+            matches!(&out[0], Outcome::Rejected(r) if r.message.contains("the board's root there"))
+        );
+        let out = board.apply_batch(&[record(4, root3, ORIGIN, 11)]);
+        assert!(rejected_with(&out[0], RejectCode::FailedPrecondition));
+        let out = board.apply_batch(&[record(2, root2, "elsewhere", 12)]);
+        assert!(rejected_with(&out[0], RejectCode::InvalidArgument));
+        let garbage = leaf(
+            &node,
+            "",
+            Kind::CheckpointCosignatures(pb::CheckpointCosignatures {
+                signed_checkpoint: "not a note".into(),
+            }),
+            13,
+        );
+        assert!(rejected_with(
+            &board.apply_batch(&[garbage])[0],
+            RejectCode::InvalidArgument
+        ));
+        // The true history is recorded.
+        assert_eq!(
+            board.apply_batch(&[record(2, root2, ORIGIN, 14), record(3, root3, ORIGIN, 15)]),
+            vec![
+                Outcome::Appended { index: 3 },
+                Outcome::Appended { index: 4 }
+            ]
+        );
+        // A terminal may not record checkpoints.
+        let terminal = key(5);
+        board.apply_batch(&[register(&authority, &terminal, Role::Terminal, "", 16)]);
+        let forged = leaf(
+            &terminal,
+            "",
+            Kind::CheckpointCosignatures(pb::CheckpointCosignatures {
+                signed_checkpoint: String::new(),
+            }),
+            17,
+        );
+        assert!(rejected_with(
+            &board.apply_batch(&[forged])[0],
+            RejectCode::PermissionDenied
+        ));
     }
 }

@@ -184,6 +184,12 @@ impl NoteSigner {
         &self.name
     }
 
+    /// Signs a board entry with this node's key (a node posts
+    /// `CheckpointCosignatures` entries under the key it signs checkpoints with).
+    pub fn sign_entry(&self, body: &crate::pb::EntryBody) -> crate::envelope::SignedEnvelope {
+        crate::envelope::SignedEnvelope::sign_body(body, &self.key)
+    }
+
     /// The matching verifier key.
     pub fn verifier(&self) -> NoteVerifier {
         NoteVerifier {

@@ -4,14 +4,17 @@
 
 use std::collections::HashMap;
 
+use bboard_merkle::{Blake3Hasher, Hash, MemoryNodeStore, MerkleTree, TreeHasher, TreeSize};
+
 use crate::board::{BatchApplier, BoardView, Effect, KeyGrant, Outcome, PublicKeyBytes};
 use crate::envelope::EnvelopeId;
+use crate::leaf::leaf_hash;
 
 /// A whole board state in memory.
-#[derive(Debug, Clone)]
 pub struct MemoryBoard {
     origin: String,
     leaves: Vec<Vec<u8>>,
+    tree: MerkleTree<Blake3Hasher, MemoryNodeStore>,
     keys: HashMap<PublicKeyBytes, KeyGrant>,
     envelopes: HashMap<EnvelopeId, u64>,
     state: HashMap<Vec<u8>, Vec<u8>>,
@@ -23,10 +26,17 @@ impl MemoryBoard {
         MemoryBoard {
             origin: origin.into(),
             leaves: Vec::new(),
+            tree: MerkleTree::new(Blake3Hasher, MemoryNodeStore::new()),
             keys: HashMap::new(),
             envelopes: HashMap::new(),
             state: HashMap::new(),
         }
+    }
+
+    /// Root of the whole board.
+    pub fn root(&self) -> Hash {
+        self.root_at(self.leaves.len() as u64)
+            .unwrap_or_else(|never| match never {})
     }
 
     /// The admitted leaves, in index order.
@@ -62,6 +72,8 @@ impl MemoryBoard {
                 }
             }
             self.envelopes.insert(leaf.envelope_id, leaf.index);
+            // An in-memory store cannot fail to take a node.
+            let _ = self.tree.append(leaf_hash(&leaf.leaf_data));
             self.leaves.push(leaf.leaf_data);
         }
         outcomes
@@ -84,5 +96,13 @@ impl BoardView for MemoryBoard {
     }
     fn state(&self, key: &[u8]) -> Result<Option<Vec<u8>>, Self::Error> {
         Ok(self.state.get(key).cloned())
+    }
+    fn root_at(&self, size: u64) -> Result<Hash, Self::Error> {
+        // Sizes come from the rules, which only ask for sizes up to the board's; the
+        // empty root stands in for an impossible out-of-range request.
+        Ok(self
+            .tree
+            .root_at(TreeSize(size))
+            .unwrap_or_else(|_| Blake3Hasher.empty_root()))
     }
 }

@@ -174,7 +174,14 @@ impl BoardView for BoardStore {
     }
 
     fn state(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.tree.get(prefixed(b'x', key))?.map(|value| value.to_vec()))
+        Ok(self
+            .tree
+            .get(prefixed(b'x', key))?
+            .map(|value| value.to_vec()))
+    }
+
+    fn root_at(&self, size: u64) -> Result<Hash, StoreError> {
+        BoardStore::root_at(self, size)
     }
 }
 

@@ -93,6 +93,10 @@ pub struct Limits {
     pub max_page_entries: u32,
     /// How long an append waits for a k-of-n checkpoint covering it.
     pub receipt_timeout_ms: u64,
+    /// How often the leader records its latest final checkpoint on the board as a
+    /// `CheckpointCosignatures` entry (0 = never). Needs the node's key registered
+    /// with `ROLE_NODE`.
+    pub checkpoint_record_interval_ms: u64,
 }
 
 impl Default for Limits {
@@ -105,6 +109,7 @@ impl Default for Limits {
             max_message_bytes: 4 * 1024 * 1024,
             max_page_entries: 1000,
             receipt_timeout_ms: 10_000,
+            checkpoint_record_interval_ms: 30_000,
         }
     }
 }

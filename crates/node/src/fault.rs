@@ -32,7 +32,10 @@ pub fn active() -> Option<Fault> {
             _ => None,
         };
         if let Some(fault) = fault {
-            tracing::warn!(?fault, "FAULT INJECTION ACTIVE: this node misbehaves on purpose");
+            tracing::warn!(
+                ?fault,
+                "FAULT INJECTION ACTIVE: this node misbehaves on purpose"
+            );
         }
         fault
     })

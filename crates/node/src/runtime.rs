@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 use crate::config::NodeConfig;
 use crate::log_store::{open_db, SledLogStore};
 use crate::network::{GrpcNetworkFactory, RaftService};
-use crate::node::{run_batcher, run_cosigner, NodeCosigner, Shared};
+use crate::node::{run_batcher, run_checkpoint_recorder, run_cosigner, NodeCosigner, Shared};
 use crate::service::BoardService;
 use crate::state_machine::BoardStateMachine;
 use crate::types::BoardRaft;
@@ -224,6 +224,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
     let tasks = vec![
         tokio::spawn(run_batcher(shared.clone(), queue, shutdown_rx.clone())),
         tokio::spawn(run_cosigner(shared.clone(), shutdown_rx.clone())),
+        tokio::spawn(run_checkpoint_recorder(shared.clone(), shutdown_rx.clone())),
     ];
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();

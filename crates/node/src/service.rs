@@ -21,8 +21,8 @@ use std::time::Duration;
 
 use bboard_core::board::{BatchApplier, BoardView, Outcome, RejectCode, Rejection};
 use bboard_core::checkpoint::SignedCheckpoint;
-use bboard_core::envelope::SignedEnvelope;
 use bboard_core::election::tracking_code_of;
+use bboard_core::envelope::SignedEnvelope;
 use bboard_core::leaf::{decode_leaf, leaf_hash, LeafRecord};
 use bboard_core::pb;
 use bboard_merkle::{Hash, LeafIndex, TreeSize};

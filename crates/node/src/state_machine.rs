@@ -17,8 +17,8 @@ use std::io::{BufReader, BufWriter, Read, Seek, Write};
 use std::path::{Path, PathBuf};
 
 use bboard_core::board::{BatchApplier, BoardView, Outcome};
-use bboard_core::election::precheck;
 use bboard_core::checkpoint::{NoteSigner, SignedCheckpoint};
+use bboard_core::election::precheck;
 use bboard_core::leaf::leaf_hash;
 use bboard_merkle::{Blake3Hasher, Hash, MemoryNodeStore, MerkleTree};
 use openraft::storage::{RaftStateMachine, Snapshot};
@@ -169,16 +169,15 @@ impl BoardStateMachine {
         log_id: &LogId<NodeId>,
     ) -> Result<(BoardResponse, crate::board_store::AppliedBatch), StoreError> {
         let reordered;
-        let leaves = if crate::fault::active() == Some(crate::fault::Fault::Reorder)
-            && leaves.len() >= 2
-        {
-            let mut swapped = leaves.to_vec();
-            swapped.swap(0, 1);
-            reordered = swapped;
-            &reordered[..]
-        } else {
-            leaves
-        };
+        let leaves =
+            if crate::fault::active() == Some(crate::fault::Fault::Reorder) && leaves.len() >= 2 {
+                let mut swapped = leaves.to_vec();
+                swapped.swap(0, 1);
+                reordered = swapped;
+                &reordered[..]
+            } else {
+                leaves
+            };
         // Stateless checks (decoding, signatures, ballot proofs) in parallel; the
         // result is the same on every node.
         let prechecked = leaves

@@ -79,6 +79,7 @@ async fn start_cluster(n: u64) -> TestCluster {
             },
             limits: Limits {
                 max_body_bytes: 16 * 1024,
+                checkpoint_record_interval_ms: 300,
                 ..Default::default()
             },
         };
@@ -555,6 +556,75 @@ async fn revoked_signers_and_oversized_messages_are_refused() {
         .into_inner()
         .tree_size;
     assert_eq!(size, revoked_at + 1);
+    for node in cluster.nodes {
+        node.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_leader_records_final_checkpoints_on_the_board() {
+    let cluster = start_cluster(3).await;
+    let authority = SigningKey::from_bytes(&[1; 32]);
+    let genesis = SignedEnvelope::sign_body(
+        &body(
+            pb::entry_body::Kind::Genesis(pb::BoardGenesis {
+                origin: ORIGIN.into(),
+                authority_keys: vec![authority.verifying_key().as_bytes().to_vec()],
+                description: String::new(),
+            }),
+            0,
+        ),
+        &authority,
+    );
+    append(&cluster.endpoints[0], &genesis).await.unwrap();
+    // Register every node's checkpoint key with ROLE_NODE.
+    for i in 0..3u8 {
+        let node_key = SigningKey::from_bytes(&[10 + i; 32]);
+        let register = SignedEnvelope::sign_body(
+            &body(
+                pb::entry_body::Kind::RegisterKey(pb::RegisterKey {
+                    public_key: node_key.verifying_key().as_bytes().to_vec(),
+                    role: pb::Role::Node as i32,
+                    precinct_id: String::new(),
+                    label: format!("node-{}", i + 1),
+                }),
+                u64::from(i) + 1,
+            ),
+            &authority,
+        );
+        append(&cluster.endpoints[0], &register).await.unwrap();
+    }
+    for seq in 10..15 {
+        append(&cluster.endpoints[1], &note(&authority, seq))
+            .await
+            .unwrap();
+    }
+    // Within a few record intervals a CheckpointCosignatures entry appears, holding a
+    // k-of-n checkpoint that matches the board at its size.
+    let board = &cluster.nodes[2].shared.board;
+    let mut found = None;
+    for _ in 0..100 {
+        let size = board.size().unwrap();
+        for index in 0..size {
+            let leaf = board.leaf(index).unwrap().unwrap();
+            let record = bboard_core::leaf::decode_leaf(&leaf).unwrap();
+            if let Some(pb::entry_body::Kind::CheckpointCosignatures(c)) =
+                record.envelope.body().unwrap().kind
+            {
+                found = Some(c.signed_checkpoint);
+            }
+        }
+        if found.is_some() {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    let note = found.expect("no checkpoint was recorded on the board");
+    let signed = bboard_core::checkpoint::SignedCheckpoint::parse(&note).unwrap();
+    let verified = cluster.policy.verify(&signed).unwrap();
+    let size = verified.checkpoint.size.0;
+    assert!(size >= 5, "recorded size {size}");
+    assert_eq!(board.root_at(size).unwrap(), verified.checkpoint.root);
     for node in cluster.nodes {
         node.shutdown().await;
     }
