@@ -54,7 +54,15 @@ enum AdminSubcommand {
     /// Makes the node build a snapshot of its state now.
     Snapshot,
     /// Makes the node start an election now (useful when the leader is gone).
-    Campaign,
+    Campaign {
+        /// Also refuse to follow the current leader (e.g. one that censors entries):
+        /// once a majority of organisations do this on their nodes, it is replaced.
+        #[arg(long)]
+        depose: bool,
+        /// How long to refuse the deposed leader, in seconds.
+        #[arg(long, default_value_t = 600)]
+        distrust_secs: u64,
+    },
 }
 
 /// Which RPC a subcommand calls.
@@ -97,7 +105,16 @@ fn build_command(command: &AdminSubcommand, now_unix_ms: u64) -> (Rpc, pb::Admin
             Rpc::TriggerSnapshot,
             Command::TriggerSnapshot(pb::TriggerSnapshotCommand {}),
         ),
-        AdminSubcommand::Campaign => (Rpc::Campaign, Command::Campaign(pb::CampaignCommand {})),
+        AdminSubcommand::Campaign {
+            depose,
+            distrust_secs,
+        } => (
+            Rpc::Campaign,
+            Command::Campaign(pb::CampaignCommand {
+                depose_leader: *depose,
+                distrust_ms: distrust_secs.saturating_mul(1000),
+            }),
+        ),
     };
     (
         rpc,

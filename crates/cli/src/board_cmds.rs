@@ -17,7 +17,7 @@ use bboard_merkle::Hash;
 pub struct ConnectArgs {
     /// Board node address (host:port); repeat for several nodes of the cluster.
     #[arg(long = "endpoint", required = true, value_name = "HOST:PORT")]
-    endpoints: Vec<String>,
+    pub endpoints: Vec<String>,
     /// Longest wait for one call to one node, in seconds.
     #[arg(long, default_value_t = 5, value_name = "SECS")]
     request_timeout: u64,
@@ -111,8 +111,35 @@ pub struct ProveArgs {
     threshold: Option<usize>,
 }
 
-fn runtime() -> Result<tokio::runtime::Runtime> {
+/// A runtime for one command.
+pub fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Runtime::new().context("starting the async runtime")
+}
+
+/// Optional trusted node keys: when given, every receipt and checkpoint is verified
+/// against k-of-n of them.
+#[derive(clap::Args, Debug, Clone)]
+pub struct TrustArgs {
+    /// File with one trusted node verifier key per line (e.g. the cluster's
+    /// trusted-keys.txt); receipts and checkpoints are then verified.
+    #[arg(long, value_name = "FILE", requires = "origin")]
+    pub trusted_keys: Option<PathBuf>,
+    /// Origin (board name) the checkpoints must carry.
+    #[arg(long, requires = "trusted_keys")]
+    pub origin: Option<String>,
+    /// Signatures required (k of n); default: a majority of the keys.
+    #[arg(long, requires = "trusted_keys")]
+    pub threshold: Option<usize>,
+}
+
+impl TrustArgs {
+    /// The policy, if trusted keys were given.
+    pub fn policy(&self) -> Result<Option<CosignaturePolicy>> {
+        match (&self.trusted_keys, &self.origin) {
+            (Some(keys), Some(origin)) => Ok(Some(build_policy(keys, origin, self.threshold)?)),
+            _ => Ok(None),
+        }
+    }
 }
 
 fn build_policy(keys: &Path, origin: &str, threshold: Option<usize>) -> Result<CosignaturePolicy> {
@@ -124,7 +151,8 @@ fn build_policy(keys: &Path, origin: &str, threshold: Option<usize>) -> Result<C
     .context("building the cosignature policy")
 }
 
-async fn connect(args: &ConnectArgs, policy: Option<CosignaturePolicy>) -> Result<BoardClient> {
+/// Connects to the nodes of `args`, verifying against `policy` when given.
+pub async fn connect(args: &ConnectArgs, policy: Option<CosignaturePolicy>) -> Result<BoardClient> {
     let options = ClientOptions {
         per_request_timeout: Duration::from_secs(args.request_timeout.max(1)),
         total_timeout: Duration::from_secs(args.timeout.max(1)),
@@ -215,10 +243,12 @@ pub fn run_append(args: AppendArgs) -> Result<()> {
         }
         (None, None) => bail!("give --note or --body-file"),
     };
-    let policy = match (&args.trusted_keys, &args.origin) {
-        (Some(keys), Some(origin)) => Some(build_policy(keys, origin, args.threshold)?),
-        _ => None,
-    };
+    let policy = TrustArgs {
+        trusted_keys: args.trusted_keys.clone(),
+        origin: args.origin.clone(),
+        threshold: args.threshold,
+    }
+    .policy()?;
     let policy_keys = policy.as_ref().map_or(0, |p| p.keys().len());
     let result = runtime()?.block_on(async {
         let client = connect(&args.connect, policy).await?;

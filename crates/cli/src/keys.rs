@@ -29,6 +29,15 @@ pub fn generate_key() -> SigningKey {
 
 /// Writes a private key file that only the owner can read; refuses to overwrite.
 pub fn write_private_key(path: &Path, key: &SigningKey) -> Result<()> {
+    write_secret_file(
+        path,
+        format!("{}\n", hex::encode(key.to_bytes())).as_bytes(),
+    )
+}
+
+/// Creates a file only the owner can read (mode 0600 on Unix) holding `contents`;
+/// refuses to overwrite.
+pub fn write_secret_file(path: &Path, contents: &[u8]) -> Result<()> {
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
     #[cfg(unix)]
@@ -38,13 +47,28 @@ pub fn write_private_key(path: &Path, key: &SigningKey) -> Result<()> {
     }
     let mut file = options.open(path).with_context(|| {
         format!(
-            "creating key file {} (it must not exist yet)",
+            "creating secret file {} (it must not exist yet)",
             path.display()
         )
     })?;
-    writeln!(file, "{}", hex::encode(key.to_bytes()))
+    file.write_all(contents)
         .and_then(|()| file.sync_all())
-        .with_context(|| format!("writing key file {}", path.display()))
+        .with_context(|| format!("writing secret file {}", path.display()))
+}
+
+/// Replaces (or creates) a secret file atomically: writes a 0600 sibling, then renames
+/// it over `path`, so a crash leaves either the old or the new contents.
+pub fn replace_secret_file(path: &Path, contents: &[u8]) -> Result<()> {
+    let mut temporary = path.as_os_str().to_owned();
+    temporary.push(".tmp");
+    let temporary = PathBuf::from(temporary);
+    // A leftover from an interrupted write holds nothing the real file does not.
+    if temporary.exists() {
+        std::fs::remove_file(&temporary)
+            .with_context(|| format!("removing {}", temporary.display()))?;
+    }
+    write_secret_file(&temporary, contents)?;
+    std::fs::rename(&temporary, path).with_context(|| format!("replacing {}", path.display()))
 }
 
 /// Reads a private key file written by [`write_private_key`].

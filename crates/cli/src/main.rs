@@ -6,6 +6,7 @@
 mod admin;
 mod board_cmds;
 mod demo;
+mod election;
 mod keys;
 mod node_cmds;
 
@@ -53,6 +54,21 @@ enum Command {
     Get(board_cmds::GetArgs),
     /// Fetches and verifies an inclusion or consistency proof against k-of-n checkpoints.
     Prove(board_cmds::ProveArgs),
+    /// Election authority: create an election, register keys, change phase, post the
+    /// joint key.
+    Election(election::cli::ElectionArgs),
+    /// Trustee: keys, key ceremony rounds, decryption shares.
+    Trustee(election::cli::TrusteeArgs),
+    /// Voting terminal: cast, spoil or simulate ballots.
+    Terminal(election::cli::TerminalArgs),
+    /// Precinct commission: post the paper protocol.
+    Protocol(election::cli::ProtocolArgs),
+    /// Published results beside the paper protocols; `results publish` posts them.
+    Results(election::cli::ResultsArgs),
+    /// The encrypted tally and, once k trustees decrypted, its counts.
+    Tally(election::cli::ReadArgs),
+    /// Re-checks a whole election from the board; fails on any failure.
+    VerifyElection(election::cli::ReadArgs),
 }
 
 #[derive(clap::Args)]
@@ -118,6 +134,13 @@ fn run(cli: Cli) -> Result<()> {
         Command::Append(args) => board_cmds::run_append(args),
         Command::Get(args) => board_cmds::run_get(args),
         Command::Prove(args) => board_cmds::run_prove(args),
+        Command::Election(args) => election::cli::run_election(args),
+        Command::Trustee(args) => election::cli::run_trustee(args),
+        Command::Terminal(args) => election::cli::run_terminal(args),
+        Command::Protocol(args) => election::cli::run_protocol(args),
+        Command::Results(args) => election::cli::run_results(args),
+        Command::Tally(args) => election::cli::run_tally(args),
+        Command::VerifyElection(args) => election::cli::run_verify(args),
     }
 }
 

@@ -43,6 +43,7 @@
 
 #![forbid(unsafe_code)]
 
+pub mod audit;
 mod error;
 
 use std::future::Future;
@@ -182,8 +183,9 @@ pub enum BoardEvent {
     /// (else the stream yields an error); a non-final one has `verified = None` until
     /// it has k signatures.
     Checkpoint(CheckpointInfo),
-    /// A signed statement raised by a node (e.g. a censorship alarm), as sent.
-    Alarm(String),
+    /// A censorship alarm the node raised or cleared, as sent; check it with
+    /// `bboard_core::alarm::verify_alarm`.
+    Alarm(Box<pb::AlarmRecord>),
 }
 
 /// Stream of [`BoardEvent`]s; use [`StreamExt::next`] to read it.
@@ -997,7 +999,7 @@ fn event_from_proto(
                 is_final: response.r#final,
             }))
         }
-        Some(Event::Alarm(alarm)) => Ok(BoardEvent::Alarm(alarm)),
+        Some(Event::Alarm(alarm)) => Ok(BoardEvent::Alarm(Box::new(alarm))),
         None => Err(invalid(endpoint, "watch event without content")),
     }
 }

@@ -176,6 +176,13 @@ impl FakeBoard {
 
 #[tonic::async_trait]
 impl Board for FakeBoard {
+    async fn list_alarms(
+        &self,
+        _request: Request<pb::ListAlarmsRequest>,
+    ) -> Result<Response<pb::ListAlarmsResponse>, Status> {
+        Ok(Response::new(pb::ListAlarmsResponse::default()))
+    }
+
     async fn append(
         &self,
         request: Request<pb::AppendRequest>,
@@ -372,6 +379,7 @@ impl Board for FakeBoard {
             origin: ORIGIN.into(),
             last_log_index: 0,
             committed_index: 0,
+            ..Default::default()
         }))
     }
 }

@@ -190,6 +190,16 @@ impl NoteSigner {
         crate::envelope::SignedEnvelope::sign_body(body, &self.key)
     }
 
+    /// Signs `domain || message` with this node's key (node statements such as
+    /// censorship alarms; the domain keeps them apart from entries and notes).
+    pub fn sign_statement(&self, domain: &[u8], message: &[u8]) -> ed25519_dalek::Signature {
+        use ed25519_dalek::Signer;
+        let mut signed = Vec::with_capacity(domain.len() + message.len());
+        signed.extend_from_slice(domain);
+        signed.extend_from_slice(message);
+        self.key.sign(&signed)
+    }
+
     /// The matching verifier key.
     pub fn verifier(&self) -> NoteVerifier {
         NoteVerifier {
@@ -424,15 +434,36 @@ pub struct VerifiedCheckpoint {
     pub checkpoint: Checkpoint,
     /// Names of the trusted keys whose signatures verified.
     pub signers: Vec<String>,
+    /// Names of the trusted witness keys whose signatures verified (empty unless the
+    /// policy has witnesses, see [`CosignaturePolicy::with_witnesses`]).
+    pub witnesses: Vec<String>,
 }
 
 /// Which checkpoints a client believes: those of `origin` signed by at least
-/// `threshold` distinct keys out of `keys`.
+/// `threshold` distinct keys out of `keys` and, optionally, cosigned by at least
+/// `witness_threshold` of independent `witnesses` (see [`Self::with_witnesses`]).
 #[derive(Clone, Debug)]
 pub struct CosignaturePolicy {
     origin: String,
     keys: Vec<NoteVerifier>,
     threshold: usize,
+    witnesses: Vec<NoteVerifier>,
+    witness_threshold: usize,
+}
+
+/// Rejects two verifiers sharing a name or a public key: each could then count twice.
+fn check_distinct(keys: &[&NoteVerifier]) -> Result<()> {
+    for (i, a) in keys.iter().enumerate() {
+        for b in &keys[i + 1..] {
+            if a.name == b.name || a.key == b.key {
+                return Err(Error::InvalidPolicy(format!(
+                    "keys {} and {} are not distinct",
+                    a.name, b.name
+                )));
+            }
+        }
+    }
+    Ok(())
 }
 
 impl CosignaturePolicy {
@@ -445,21 +476,36 @@ impl CosignaturePolicy {
                 keys.len()
             )));
         }
-        for (i, a) in keys.iter().enumerate() {
-            for b in &keys[i + 1..] {
-                if a.name == b.name || a.key == b.key {
-                    return Err(Error::InvalidPolicy(format!(
-                        "keys {} and {} are not distinct",
-                        a.name, b.name
-                    )));
-                }
-            }
-        }
+        check_distinct(&keys.iter().collect::<Vec<_>>())?;
         Ok(CosignaturePolicy {
             origin: origin.to_string(),
             keys,
             threshold,
+            witnesses: Vec::new(),
+            witness_threshold: 0,
         })
+    }
+
+    /// The same policy, additionally requiring valid cosignatures by at least
+    /// `threshold` distinct keys of `witnesses` (independent witnesses that cosign only
+    /// checkpoints consistent with what they saw before). Witness keys must be
+    /// distinct from each other and from the node keys, so no signature counts twice;
+    /// `1 ≤ threshold ≤ witnesses`. Replaces any witnesses set before.
+    pub fn with_witnesses(
+        mut self,
+        witnesses: Vec<NoteVerifier>,
+        threshold: usize,
+    ) -> Result<Self> {
+        if threshold == 0 || threshold > witnesses.len() {
+            return Err(Error::InvalidPolicy(format!(
+                "witness threshold {threshold} must be between 1 and the number of witnesses ({})",
+                witnesses.len()
+            )));
+        }
+        check_distinct(&self.keys.iter().chain(&witnesses).collect::<Vec<_>>())?;
+        self.witnesses = witnesses;
+        self.witness_threshold = threshold;
+        Ok(self)
     }
 
     /// The default policy: a strict majority of the keys.
@@ -483,6 +529,16 @@ impl CosignaturePolicy {
         self.threshold
     }
 
+    /// The trusted witness keys (empty unless set by [`Self::with_witnesses`]).
+    pub fn witnesses(&self) -> &[NoteVerifier] {
+        &self.witnesses
+    }
+
+    /// How many witness cosignatures are required (0: none).
+    pub fn witness_threshold(&self) -> usize {
+        self.witness_threshold
+    }
+
     /// Accepts the checkpoint if its origin matches and at least k distinct trusted
     /// keys signed it validly. Signatures by unknown keys are ignored; invalid
     /// signatures by trusted keys are not counted and are named in the error.
@@ -493,19 +549,7 @@ impl CosignaturePolicy {
                 actual: signed.checkpoint.origin.clone(),
             });
         }
-        let mut signers = Vec::new();
-        let mut invalid = Vec::new();
-        for key in &self.keys {
-            let claimed = signed
-                .signatures
-                .iter()
-                .any(|s| s.name() == key.name && s.id() == key.key_id);
-            if signed.is_signed_by(key) {
-                signers.push(key.name.clone());
-            } else if claimed {
-                invalid.push(key.name.clone());
-            }
-        }
+        let (signers, invalid) = Self::count(&self.keys, signed);
         if signers.len() < self.threshold {
             return Err(Error::NotEnoughCosignatures {
                 valid: signers.len(),
@@ -513,10 +557,38 @@ impl CosignaturePolicy {
                 invalid,
             });
         }
+        let (witnesses, invalid) = Self::count(&self.witnesses, signed);
+        if witnesses.len() < self.witness_threshold {
+            return Err(Error::NotEnoughWitnessCosignatures {
+                valid: witnesses.len(),
+                required: self.witness_threshold,
+                invalid,
+            });
+        }
         Ok(VerifiedCheckpoint {
             checkpoint: signed.checkpoint.clone(),
             signers,
+            witnesses,
         })
+    }
+
+    /// Names of `keys` with a valid signature on `signed`, and of those claiming one
+    /// (name and key id match) that does not verify.
+    fn count(keys: &[NoteVerifier], signed: &SignedCheckpoint) -> (Vec<String>, Vec<String>) {
+        let mut valid = Vec::new();
+        let mut invalid = Vec::new();
+        for key in keys {
+            let claimed = signed
+                .signatures
+                .iter()
+                .any(|s| s.name() == key.name && s.id() == key.key_id);
+            if signed.is_signed_by(key) {
+                valid.push(key.name.clone());
+            } else if claimed {
+                invalid.push(key.name.clone());
+            }
+        }
+        (valid, invalid)
     }
 
     /// Parses and verifies a signed note in one step.

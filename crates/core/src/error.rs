@@ -66,6 +66,20 @@ pub enum Error {
         /// Names of trusted keys whose signature did not verify.
         invalid: Vec<String>,
     },
+    /// The node signatures meet the policy but fewer witnesses than required
+    /// cosigned the checkpoint (see `CosignaturePolicy::with_witnesses`).
+    #[error(
+        "checkpoint has {valid} valid witness cosignature(s), policy needs {required}{}",
+        if invalid.is_empty() { String::new() } else { format!(" (invalid: {})", invalid.join(", ")) }
+    )]
+    NotEnoughWitnessCosignatures {
+        /// Distinct trusted witness keys whose signature verified.
+        valid: usize,
+        /// Witness threshold of the policy.
+        required: usize,
+        /// Names of trusted witness keys whose signature did not verify.
+        invalid: Vec<String>,
+    },
     /// A cosignature policy that can never be met or is trivially met.
     #[error("invalid cosignature policy: {0}")]
     InvalidPolicy(String),
@@ -78,6 +92,9 @@ pub enum Error {
     /// A receipt is internally inconsistent.
     #[error("invalid receipt: {0}")]
     InvalidReceipt(String),
+    /// A censorship alarm is malformed, forged or not for this board.
+    #[error("invalid alarm: {0}")]
+    InvalidAlarm(String),
     /// An admin request is not signed by any trusted admin key (or not signed at all).
     #[error("admin request not authenticated: {0}")]
     UntrustedAdminRequest(String),

@@ -11,9 +11,15 @@
 //! - [`election`]: the election rules layered on the board (phases, key ceremony,
 //!   ballot proofs, tracking-code chains, precinct scope).
 //! - [`memory`]: an in-memory board to replay and audit a downloaded board.
+//! - [`alarm`]: signed censorship alarms of nodes and their verification.
 //! - [`audit`]: re-checking a whole election from the board alone.
 //! - [`receipt`]: what a submitter keeps, checkable offline with only the trusted
 //!   node keys.
+//! - [`evidence`]: transferable proofs of misbehaviour (equivocation, a signed
+//!   history that is not a prefix of the cosigned board), checkable with only the
+//!   trusted keys.
+//! - [`witness`]: the decision logic of an independent witness (cosign only
+//!   consistent growth, never two roots for one size).
 //!
 //! Everything that parses bytes from outside the process returns [`Error`] and never
 //! panics.
@@ -21,15 +27,18 @@
 #![forbid(unsafe_code)]
 
 pub mod admin;
+pub mod alarm;
 pub mod audit;
 pub mod board;
 pub mod checkpoint;
 pub mod election;
 pub mod envelope;
 mod error;
+pub mod evidence;
 pub mod leaf;
 pub mod memory;
 pub mod receipt;
+pub mod witness;
 
 pub use bboard_merkle as merkle;
 pub use bboard_proto::v1 as pb;

@@ -56,7 +56,7 @@ use bboard_core::envelope::SIGNATURE_LEN;
 use bboard_core::Error as CoreError;
 use bboard_proto::v1::admin_command::Command;
 use bboard_proto::v1::admin_server;
-use bboard_proto::v1::{AdminResponse, SignedAdminRequest};
+use bboard_proto::v1::{AdminResponse, CampaignCommand, SignedAdminRequest};
 use ed25519_dalek::VerifyingKey;
 use openraft::error::{ClientWriteError, ForwardToLeader, RaftError};
 use openraft::BasicNode;
@@ -70,6 +70,9 @@ pub const DEFAULT_MAX_SKEW: Duration = Duration::from_millis(DEFAULT_MAX_SKEW_MS
 
 /// Default time `AddLearner` waits for the new learner to catch up.
 pub const DEFAULT_LEARNER_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// How long `Campaign` with `depose_leader` refuses the deposed leader by default.
+pub const DEFAULT_DISTRUST: Duration = Duration::from_secs(600);
 
 /// Most accepted requests remembered for replay protection at once; beyond that new
 /// requests are refused (`RESOURCE_EXHAUSTED`) until old ones expire.
@@ -151,6 +154,7 @@ pub struct AdminService {
     max_skew: Duration,
     learner_timeout: Duration,
     replay: Arc<Mutex<ReplayCache>>,
+    distrust: Arc<crate::network::LeaderDistrust>,
 }
 
 impl fmt::Debug for AdminService {
@@ -174,7 +178,15 @@ impl AdminService {
             max_skew: DEFAULT_MAX_SKEW,
             learner_timeout: DEFAULT_LEARNER_TIMEOUT,
             replay: Arc::new(Mutex::new(ReplayCache::default())),
+            distrust: Arc::default(),
         }
+    }
+
+    /// Shares the distrusted-leader state with the Raft service (`Campaign` with
+    /// `depose_leader`).
+    pub fn with_distrust(mut self, distrust: Arc<crate::network::LeaderDistrust>) -> Self {
+        self.distrust = distrust;
+        self
     }
 
     /// Sets the allowed difference between a command's `issued_unix_ms` and this node's
@@ -325,7 +337,7 @@ impl AdminService {
         })
     }
 
-    async fn campaign(&self) -> Result<String, Status> {
+    async fn campaign(&self, command: &CampaignCommand) -> Result<String, Status> {
         let (me, is_voter, term, leader) = {
             let m = self.raft.metrics();
             let m = m.borrow();
@@ -341,6 +353,22 @@ impl AdminService {
                 "node {me} is not a voter and cannot become leader"
             )));
         }
+        let mut deposed = String::new();
+        if command.depose_leader {
+            if let Some(current) = leader.filter(|l| *l != me) {
+                let distrust_ms = if command.distrust_ms == 0 {
+                    DEFAULT_DISTRUST.as_millis() as u64
+                } else {
+                    command.distrust_ms
+                };
+                self.distrust
+                    .distrust(current, Duration::from_millis(distrust_ms));
+                deposed = format!(
+                    "; it refuses to follow node {current} for {} s (the leader changes once a majority of nodes do the same)",
+                    distrust_ms / 1000
+                );
+            }
+        }
         self.raft
             .trigger()
             .elect()
@@ -348,7 +376,7 @@ impl AdminService {
             .map_err(|e| stopped(me, e))?;
         let leader = leader.map_or_else(|| "none".to_owned(), |id| id.to_string());
         Ok(format!(
-            "node {me} started an election (was term {term}, leader {leader})"
+            "node {me} started an election (was term {term}, leader {leader}){deposed}"
         ))
     }
 }
@@ -391,8 +419,10 @@ impl admin_server::Admin for AdminService {
         &self,
         request: Request<SignedAdminRequest>,
     ) -> Result<Response<AdminResponse>, Status> {
-        self.authorize(AdminRpc::Campaign, request)?;
-        let message = self.campaign().await?;
+        let Command::Campaign(cmd) = self.authorize(AdminRpc::Campaign, request)? else {
+            return Err(Status::internal("authorize returned another command"));
+        };
+        let message = self.campaign(&cmd).await?;
         Ok(Response::new(AdminResponse { message }))
     }
 }
@@ -780,7 +810,7 @@ mod tests {
         // leader.
         let mut second_client = second.client().await;
         let status = second_client
-            .campaign(signed(Command::Campaign(CampaignCommand {})))
+            .campaign(signed(Command::Campaign(CampaignCommand::default())))
             .await
             .unwrap_err();
         assert_eq!(status.code(), Code::FailedPrecondition, "{status}");
@@ -841,7 +871,7 @@ mod tests {
         // wins is up to the voters: a follower that hears from a live leader refuses).
         let term = second.raft.metrics().borrow().current_term;
         let response = second_client
-            .campaign(signed(Command::Campaign(CampaignCommand {})))
+            .campaign(signed(Command::Campaign(CampaignCommand::default())))
             .await
             .unwrap()
             .into_inner();

@@ -97,6 +97,9 @@ pub struct Limits {
     /// `CheckpointCosignatures` entry (0 = never). Needs the node's key registered
     /// with `ROLE_NODE`.
     pub checkpoint_record_interval_ms: u64,
+    /// How long a forwarded entry may take to appear on the board before this node
+    /// forwards it again, and (one more such period later) raises a censorship alarm.
+    pub inclusion_deadline_ms: u64,
 }
 
 impl Default for Limits {
@@ -110,6 +113,7 @@ impl Default for Limits {
             max_page_entries: 1000,
             receipt_timeout_ms: 10_000,
             checkpoint_record_interval_ms: 30_000,
+            inclusion_deadline_ms: 10_000,
         }
     }
 }

@@ -8,7 +8,9 @@
 //! - `forge-root`: the node signs every checkpoint over a root that is not its tree's
 //!   (and skips its own consistency self-check, as a dishonest operator would);
 //! - `reorder`: the node applies the first two leaves of every batch in swapped order,
-//!   so its tree (and the root it signs) differs from the other nodes'.
+//!   so its tree (and the root it signs) differs from the other nodes';
+//! - `drop-signer:<hex key>`: as leader, the node silently never proposes entries
+//!   signed by that key (censorship), answering like a slow leader.
 //!
 //! Without the feature, [`active`] is always `None` and the variable is ignored.
 
@@ -19,6 +21,8 @@ pub enum Fault {
     ForgeRoot,
     /// Apply batches in a different order than committed.
     Reorder,
+    /// As leader, drop every entry signed by this Ed25519 key.
+    DropSigner([u8; 32]),
 }
 
 /// The fault this process runs with, if any.
@@ -26,10 +30,15 @@ pub enum Fault {
 pub fn active() -> Option<Fault> {
     static FAULT: std::sync::OnceLock<Option<Fault>> = std::sync::OnceLock::new();
     *FAULT.get_or_init(|| {
-        let fault = match std::env::var("BBOARD_FAULT").ok()?.as_str() {
+        let spec = std::env::var("BBOARD_FAULT").ok()?;
+        let fault = match spec.as_str() {
             "forge-root" => Some(Fault::ForgeRoot),
             "reorder" => Some(Fault::Reorder),
-            _ => None,
+            other => other
+                .strip_prefix("drop-signer:")
+                .and_then(|key| hex::decode(key).ok())
+                .and_then(|key| <[u8; 32]>::try_from(key).ok())
+                .map(Fault::DropSigner),
         };
         if let Some(fault) = fault {
             tracing::warn!(

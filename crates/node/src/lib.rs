@@ -12,6 +12,7 @@
 //! - [`network`]: the Raft transport over gRPC, and checkpoint cosigning between peers.
 //! - [`node`]: shared state, the group-commit batcher and the cosigner loop.
 //! - [`service`]: the public `bboard.v1.Board` gRPC service.
+//! - [`inclusion`]: inclusion deadlines of forwarded entries and censorship alarms.
 //! - [`fault`]: test-only misbehaviour (cargo feature `fault-injection`).
 //! - [`admin`]: the signed operator service (membership, snapshot, campaign).
 //! - [`runtime`]: starting (integrity check, Raft, gRPC + health + reflection) and
@@ -24,6 +25,7 @@ pub mod admin;
 pub mod board_store;
 pub mod config;
 pub mod fault;
+pub mod inclusion;
 pub mod log_store;
 pub mod network;
 pub mod node;

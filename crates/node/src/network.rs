@@ -356,11 +356,39 @@ pub trait Cosigner: Send + Sync + 'static {
     async fn cosign(&self, size: u64) -> Result<String, tonic::Status>;
 }
 
+/// A leader this node refuses to follow for a while (`bboard node campaign --depose`):
+/// its AppendEntries, snapshots and vote requests are turned away, so once a majority
+/// of nodes distrust it, it can no longer lead and the others elect a new leader.
+/// Kept in memory only: a restart forgets it, by design (it is an operator's action).
+#[derive(Debug, Default)]
+pub struct LeaderDistrust {
+    until: std::sync::Mutex<Option<(NodeId, std::time::Instant)>>,
+}
+
+impl LeaderDistrust {
+    /// Refuse to follow `leader` for `duration`.
+    pub fn distrust(&self, leader: NodeId, duration: std::time::Duration) {
+        if let Ok(mut until) = self.until.lock() {
+            *until = Some((leader, std::time::Instant::now() + duration));
+        }
+    }
+
+    /// Whether messages from `node` as leader or candidate are refused now.
+    pub fn refuses(&self, node: Option<NodeId>) -> bool {
+        let Ok(until) = self.until.lock() else {
+            return false;
+        };
+        matches!((*until, node), (Some((distrusted, deadline)), Some(node))
+            if distrusted == node && std::time::Instant::now() < deadline)
+    }
+}
+
 /// The server side of the Raft transport: hands each RPC to the local Raft.
 #[derive(Clone)]
 pub struct RaftService {
     raft: BoardRaft,
     cosigner: Arc<dyn Cosigner>,
+    distrust: Arc<LeaderDistrust>,
 }
 
 impl fmt::Debug for RaftService {
@@ -372,7 +400,27 @@ impl fmt::Debug for RaftService {
 impl RaftService {
     /// A service answering for `raft`, co-signing checkpoints with `cosigner`.
     pub fn new(raft: BoardRaft, cosigner: Arc<dyn Cosigner>) -> Self {
-        Self { raft, cosigner }
+        Self {
+            raft,
+            cosigner,
+            distrust: Arc::default(),
+        }
+    }
+
+    /// Shares the distrusted-leader state with the admin service.
+    pub fn with_distrust(mut self, distrust: Arc<LeaderDistrust>) -> Self {
+        self.distrust = distrust;
+        self
+    }
+
+    fn refuse_distrusted(&self, from: Option<NodeId>) -> Result<(), Status> {
+        if self.distrust.refuses(from) {
+            return Err(Status::unavailable(format!(
+                "this node no longer follows node {} (deposed by its operator)",
+                from.unwrap_or_default()
+            )));
+        }
+        Ok(())
     }
 
     /// The tonic service, with [`MAX_MESSAGE_BYTES`] limits in both directions.
@@ -412,6 +460,7 @@ impl raft_server::Raft for RaftService {
     ) -> Result<Response<RaftPayload>, Status> {
         let rpc = RaftRpc::AppendEntries;
         let req: AppendEntriesRequest<TypeConfig> = decode_request(rpc, request)?;
+        self.refuse_distrusted(req.vote.leader_id().voted_for())?;
         let reply = self.raft.append_entries(req).await;
         encode_reply(rpc, &reply)
     }
@@ -419,6 +468,7 @@ impl raft_server::Raft for RaftService {
     async fn vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
         let rpc = RaftRpc::Vote;
         let req: VoteRequest<NodeId> = decode_request(rpc, request)?;
+        self.refuse_distrusted(req.vote.leader_id().voted_for())?;
         let reply = self.raft.vote(req).await;
         encode_reply(rpc, &reply)
     }
@@ -429,6 +479,7 @@ impl raft_server::Raft for RaftService {
     ) -> Result<Response<RaftPayload>, Status> {
         let rpc = RaftRpc::InstallSnapshot;
         let req: InstallSnapshotRequest<TypeConfig> = decode_request(rpc, request)?;
+        self.refuse_distrusted(req.vote.leader_id().voted_for())?;
         let reply = self.raft.install_snapshot(req).await;
         encode_reply(rpc, &reply)
     }

@@ -75,6 +75,10 @@ pub struct Shared {
     recent: Mutex<BTreeMap<u64, SignedCheckpoint>>,
     /// Queue of the batcher.
     pub batcher: mpsc::Sender<PendingAppend>,
+    /// Forwarded entries awaiting inclusion, and censorship alarms.
+    pub inclusion: crate::inclusion::Inclusion,
+    /// Connections to peers (forwarding).
+    pub channels: Channels,
 }
 
 impl Shared {
@@ -85,6 +89,7 @@ impl Shared {
         board: BoardStore,
         signer: NoteSigner,
         applied: watch::Receiver<AppliedState>,
+        inclusion: crate::inclusion::Inclusion,
     ) -> Result<(Arc<Self>, mpsc::Receiver<PendingAppend>), crate::config::ConfigError> {
         let policy = config.policy()?;
         let (batcher, queue) = mpsc::channel(QUEUE_DEPTH);
@@ -100,9 +105,58 @@ impl Shared {
                 finals,
                 recent: Mutex::new(BTreeMap::new()),
                 batcher,
+                inclusion,
+                channels: Channels::default(),
             }),
             queue,
         ))
+    }
+
+    /// The current leader, as this node knows it.
+    pub fn current_leader_id(&self) -> Option<u64> {
+        self.raft.metrics().borrow().current_leader
+    }
+
+    /// Forwards an envelope to the current leader's Board service (one hop, marked so
+    /// the leader never forwards again). Returns the answer, the leader and its address.
+    pub async fn forward_to_leader(
+        &self,
+        envelope: bboard_core::pb::Envelope,
+    ) -> Result<(bboard_core::pb::AppendResponse, u64, String), tonic::Status> {
+        let leader = self
+            .raft
+            .current_leader()
+            .await
+            .ok_or_else(|| tonic::Status::unavailable("no leader elected; retry"))?;
+        let address = self.address_of(leader).ok_or_else(|| {
+            tonic::Status::unavailable(format!("leader {leader} has no known address"))
+        })?;
+        let channel = self
+            .channels
+            .get(&address)
+            .map_err(tonic::Status::unavailable)?;
+        let limit = self.config.limits.max_message_bytes.max(8 * 1024 * 1024);
+        let mut client = bboard_proto::v1::board_client::BoardClient::new(channel)
+            .max_decoding_message_size(limit)
+            .max_encoding_message_size(limit);
+        let mut request = tonic::Request::new(bboard_core::pb::AppendRequest {
+            envelope: Some(envelope),
+        });
+        request.metadata_mut().insert(
+            crate::service::FORWARDED,
+            tonic::metadata::MetadataValue::from_static("1"),
+        );
+        let response = client.append(request).await.map_err(|status| {
+            if status.code() == tonic::Code::Unavailable || status.code() == tonic::Code::Unknown {
+                tonic::Status::unavailable(format!(
+                    "forwarding to leader {leader} at {address}: {}",
+                    status.message()
+                ))
+            } else {
+                status
+            }
+        })?;
+        Ok((response.into_inner(), leader, address))
     }
 
     /// Address of a cluster member, from the current membership.

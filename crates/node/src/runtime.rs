@@ -219,12 +219,21 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
         })
         .collect::<Result<Vec<_>, _>>()?;
 
-    let (shared, queue) = Shared::new(config, raft.clone(), board, signer, applied)?;
+    let inclusion = crate::inclusion::Inclusion::open(
+        &db,
+        std::time::Duration::from_millis(config.limits.inclusion_deadline_ms.max(1)),
+    )
+    .map_err(|e| StartError::Store(e.to_string()))?;
+    let (shared, queue) = Shared::new(config, raft.clone(), board, signer, applied, inclusion)?;
     let (shutdown, shutdown_rx) = watch::channel(false);
     let tasks = vec![
         tokio::spawn(run_batcher(shared.clone(), queue, shutdown_rx.clone())),
         tokio::spawn(run_cosigner(shared.clone(), shutdown_rx.clone())),
         tokio::spawn(run_checkpoint_recorder(shared.clone(), shutdown_rx.clone())),
+        tokio::spawn(crate::inclusion::run_inclusion_watch(
+            shared.clone(),
+            shutdown_rx.clone(),
+        )),
     ];
 
     let (health_reporter, health_service) = tonic_health::server::health_reporter();
@@ -235,9 +244,12 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
         .register_encoded_file_descriptor_set(bboard_proto::FILE_DESCRIPTOR_SET)
         .build_v1()
         .map_err(|e| StartError::Raft(format!("reflection: {e}")))?;
-    let raft_service = RaftService::new(raft.clone(), Arc::new(NodeCosigner(shared.clone())));
+    let distrust = Arc::new(crate::network::LeaderDistrust::default());
+    let raft_service = RaftService::new(raft.clone(), Arc::new(NodeCosigner(shared.clone())))
+        .with_distrust(distrust.clone());
     let board_service = BoardService::new(shared.clone(), shutdown_rx.clone());
-    let admin_service = crate::admin::AdminService::new(raft.clone(), admin_keys);
+    let admin_service =
+        crate::admin::AdminService::new(raft.clone(), admin_keys).with_distrust(distrust);
     let mut server_shutdown = shutdown_rx.clone();
     let server = tokio::spawn(
         tonic::transport::Server::builder()

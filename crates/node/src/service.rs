@@ -26,16 +26,15 @@ use bboard_core::envelope::SignedEnvelope;
 use bboard_core::leaf::{decode_leaf, leaf_hash, LeafRecord};
 use bboard_core::pb;
 use bboard_merkle::{Hash, LeafIndex, TreeSize};
-use bboard_proto::v1::board_client::BoardClient;
 use bboard_proto::v1::board_server::{Board, BoardServer};
 use tokio::sync::oneshot;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-use crate::node::{Channels, PendingAppend, Shared};
+use crate::node::{PendingAppend, Shared};
 
 /// Metadata key marking a request forwarded by another node (no second hop).
-const FORWARDED: &str = "x-bboard-forwarded";
+pub(crate) const FORWARDED: &str = "x-bboard-forwarded";
 /// Largest total leaf bytes in one `GetEntries` page.
 const MAX_PAGE_BYTES: usize = 3 * 1024 * 1024;
 
@@ -43,7 +42,6 @@ const MAX_PAGE_BYTES: usize = 3 * 1024 * 1024;
 #[derive(Clone)]
 pub struct BoardService {
     shared: Arc<Shared>,
-    channels: Arc<Channels>,
     shutdown: tokio::sync::watch::Receiver<bool>,
 }
 
@@ -79,11 +77,7 @@ fn checkpoint_response(signed: &SignedCheckpoint, is_final: bool) -> pb::Checkpo
 impl BoardService {
     /// A service over the node's shared state; streams end when `shutdown` changes.
     pub fn new(shared: Arc<Shared>, shutdown: tokio::sync::watch::Receiver<bool>) -> Self {
-        BoardService {
-            shared,
-            channels: Arc::new(Channels::default()),
-            shutdown,
-        }
+        BoardService { shared, shutdown }
     }
 
     /// The tonic server, with the configured message size limits.
@@ -139,44 +133,43 @@ impl BoardService {
         })
     }
 
-    async fn forward(&self, envelope: pb::Envelope) -> Result<pb::AppendResponse, Status> {
-        let leader = self
-            .shared
-            .raft
-            .current_leader()
-            .await
-            .ok_or_else(|| Status::unavailable("no leader elected; retry"))?;
-        let address = self
-            .shared
-            .address_of(leader)
-            .ok_or_else(|| Status::unavailable(format!("leader {leader} has no known address")))?;
-        let channel = self.channels.get(&address).map_err(Status::unavailable)?;
-        let limit = self
-            .shared
-            .config
-            .limits
-            .max_message_bytes
-            .max(8 * 1024 * 1024);
-        let mut client = BoardClient::new(channel)
-            .max_decoding_message_size(limit)
-            .max_encoding_message_size(limit);
-        let mut request = Request::new(pb::AppendRequest {
-            envelope: Some(envelope),
-        });
-        request
-            .metadata_mut()
-            .insert(FORWARDED, tonic::metadata::MetadataValue::from_static("1"));
-        let response = client.append(request).await.map_err(|status| {
-            if status.code() == tonic::Code::Unavailable || status.code() == tonic::Code::Unknown {
-                Status::unavailable(format!(
-                    "forwarding to leader {leader} at {address}: {}",
-                    status.message()
-                ))
-            } else {
-                status
+    /// Forwards to the leader, remembering the entry (if this node's rules admit it)
+    /// so that it raises a censorship alarm if the entry never lands.
+    async fn forward(&self, envelope: SignedEnvelope) -> Result<pb::AppendResponse, Status> {
+        let verdict = self.precheck(envelope.clone()).await?;
+        if verdict.is_ok() {
+            if let Some(leader) = self.shared.current_leader_id() {
+                let address = self.shared.address_of(leader).unwrap_or_default();
+                self.shared
+                    .inclusion
+                    .track(&envelope, leader, &address)
+                    .await
+                    .map_err(internal)?;
             }
-        })?;
-        Ok(response.into_inner())
+        }
+        let (response, _, _) = self.shared.forward_to_leader(envelope.to_proto()).await?;
+        self.shared
+            .inclusion
+            .landed(&envelope.id())
+            .map_err(internal)?;
+        Ok(response)
+    }
+
+    /// This node's board rules on an entry, against its applied state. Ballot proofs
+    /// take milliseconds of CPU: this runs on a blocking thread.
+    async fn precheck(&self, envelope: SignedEnvelope) -> Result<Result<(), Rejection>, Status> {
+        let board = self.shared.board.clone();
+        let record = LeafRecord {
+            timestamp_unix_ms: 0,
+            envelope,
+        };
+        let verdict = tokio::task::spawn_blocking(move || {
+            BatchApplier::new(&board).and_then(|applier| applier.check(&record))
+        })
+        .await
+        .map_err(internal)?
+        .map_err(internal)?;
+        Ok(verdict.map(|_effects| ()))
     }
 
     /// The append path of one checked envelope.
@@ -200,24 +193,19 @@ impl BoardService {
                     "leadership changed while forwarding; retry",
                 ));
             }
-            return self.forward(envelope.to_proto()).await;
+            return self.forward(envelope).await;
         }
         // Pre-check against the applied board: a correct leader never proposes an
         // entry that apply would reject.
-        let record = LeafRecord {
-            timestamp_unix_ms: 0,
-            envelope: envelope.clone(),
-        };
-        // Ballot proofs take milliseconds of CPU: keep them off the async workers.
-        let board = self.shared.board.clone();
-        let verdict = tokio::task::spawn_blocking(move || {
-            BatchApplier::new(&board).and_then(|applier| applier.check(&record))
-        })
-        .await
-        .map_err(internal)?
-        .map_err(internal)?;
-        if let Err(rejection) = verdict {
+        if let Err(rejection) = self.precheck(envelope.clone()).await? {
             return Err(status_of(&rejection));
+        }
+        if let Some(crate::fault::Fault::DropSigner(signer)) = crate::fault::active() {
+            if *envelope.signer().as_bytes() == signer {
+                // Test-only censorship: never propose, answer like a slow leader.
+                tokio::time::sleep(self.receipt_timeout()).await;
+                return Err(Status::unavailable("no receipt yet; retry"));
+            }
         }
         let (reply, outcome) = oneshot::channel();
         self.shared
@@ -455,6 +443,7 @@ impl Board for BoardService {
         tokio::spawn(async move {
             let mut applied = shared.applied.clone();
             let mut finals = shared.finals.subscribe();
+            let mut alarms = shared.inclusion.subscribe();
             loop {
                 let size = applied.borrow_and_update().size;
                 while next < size {
@@ -482,6 +471,17 @@ impl Board for BoardService {
                             if tx.send(Ok(event)).await.is_err() { return }
                         }
                     }
+                    alarm = alarms.recv() => match alarm {
+                        Ok(record) => {
+                            let event = pb::WatchEvent {
+                                event: Some(pb::watch_event::Event::Alarm(record)),
+                            };
+                            if tx.send(Ok(event)).await.is_err() { return }
+                        }
+                        // A slow reader missed some; `ListAlarms` has them all.
+                        Err(tokio::sync::broadcast::error::RecvError::Lagged(_)) => {}
+                        Err(tokio::sync::broadcast::error::RecvError::Closed) => return,
+                    },
                     _ = tx.closed() => return,
                     _ = shutdown.changed() => return,
                 }
@@ -492,12 +492,25 @@ impl Board for BoardService {
         )))
     }
 
+    async fn list_alarms(
+        &self,
+        request: Request<pb::ListAlarmsRequest>,
+    ) -> Result<Response<pb::ListAlarmsResponse>, Status> {
+        let alarms = self
+            .shared
+            .inclusion
+            .list(request.into_inner().include_cleared)
+            .map_err(internal)?;
+        Ok(Response::new(pb::ListAlarmsResponse { alarms }))
+    }
+
     async fn status(
         &self,
         _request: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
         let metrics = self.shared.raft.metrics().borrow().clone();
         let applied = self.shared.applied.borrow().clone();
+        let (active_alarms, pending_forwards) = self.shared.inclusion.counts();
         let role = match metrics.state {
             openraft::ServerState::Leader => "leader",
             openraft::ServerState::Follower => "follower",
@@ -524,6 +537,8 @@ impl Board for BoardService {
             origin: self.shared.config.origin.clone(),
             last_log_index: metrics.last_log_index.unwrap_or(0),
             committed_index: metrics.last_applied.map(|l| l.index).unwrap_or(0),
+            active_alarms,
+            pending_forwards,
         }))
     }
 }

@@ -1,0 +1,315 @@
+//! Reading an election from the board and posting entries to it.
+//!
+//! Every step of the election reads the whole board once ([`ElectionView::fetch`]) and
+//! derives what it needs from the admitted entries: the board already enforced the rules
+//! (phase order, signers, duplicates), so the view only has to find things.
+
+use std::time::Duration;
+
+use anyhow::{anyhow, bail, Context, Result};
+use bboard_ballot::dkg::{KeySet, Threshold};
+use bboard_client::{AppendResult, BoardClient};
+use bboard_core::election::{tracking_code_of, TRACKING_CODE_LEN};
+use bboard_core::envelope::SignedEnvelope;
+use bboard_core::leaf::LeafRecord;
+use bboard_core::pb::{self, entry_body::Kind, Phase};
+use ed25519_dalek::SigningKey;
+
+/// How long a reader waits for a node to catch up with an entry it was told about.
+const CATCH_UP: Duration = Duration::from_secs(10);
+
+/// Builds an entry body for `election_id`, stamped with the submitter's clock.
+pub fn entry(election_id: &str, kind: Kind) -> pb::EntryBody {
+    pb::EntryBody {
+        election_id: election_id.to_string(),
+        created_unix_ms: bboard_node::node::now_unix_ms(),
+        kind: Some(kind),
+    }
+}
+
+/// Signs `kind` for `election_id` with `key`.
+pub fn sign(key: &SigningKey, election_id: &str, kind: Kind) -> SignedEnvelope {
+    SignedEnvelope::sign_body(&entry(election_id, kind), key)
+}
+
+/// Appends a signed envelope; `what` names the entry in errors.
+pub async fn submit(
+    client: &BoardClient,
+    envelope: &SignedEnvelope,
+    what: &str,
+) -> Result<AppendResult> {
+    client
+        .append(envelope)
+        .await
+        .with_context(|| format!("posting {what}"))
+}
+
+/// Signs `kind` for `election_id` with `key` and appends it; `what` names the entry in
+/// errors.
+pub async fn post(
+    client: &BoardClient,
+    key: &SigningKey,
+    election_id: &str,
+    kind: Kind,
+    what: &str,
+) -> Result<AppendResult> {
+    submit(client, &sign(key, election_id, kind), what).await
+}
+
+/// One admitted entry of the election (or a board-level key registration).
+#[derive(Clone, Debug)]
+pub struct Posted {
+    /// The signer's public key.
+    pub signer: [u8; 32],
+    /// The decoded leaf.
+    pub record: LeafRecord,
+    /// Its decoded body.
+    pub body: pb::EntryBody,
+}
+
+impl Posted {
+    /// The entry kind (every admitted body has one).
+    pub fn kind(&self) -> Option<&Kind> {
+        self.body.kind.as_ref()
+    }
+}
+
+/// An election as read from the board.
+#[derive(Clone, Debug)]
+pub struct ElectionView {
+    /// The election id.
+    pub election_id: String,
+    /// Every leaf of the board, verbatim, for auditors.
+    pub leaves: Vec<Vec<u8>>,
+    /// The election's entries and all key registrations, in board order.
+    pub entries: Vec<Posted>,
+    /// The election's manifest.
+    pub manifest: pb::ElectionManifest,
+}
+
+impl ElectionView {
+    /// Reads the whole board (at least `min_size` leaves: waits briefly for a lagging
+    /// node) and keeps what concerns `election_id`.
+    pub async fn fetch(client: &BoardClient, election_id: &str, min_size: u64) -> Result<Self> {
+        let started = std::time::Instant::now();
+        let entries = loop {
+            let entries = client
+                .get_entries(0, u64::MAX)
+                .await
+                .context("reading the board")?;
+            if entries.len() as u64 >= min_size || started.elapsed() > CATCH_UP {
+                break entries;
+            }
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        };
+        let mut leaves = Vec::with_capacity(entries.len());
+        let mut mine = Vec::new();
+        for entry in entries {
+            let body = entry.leaf.envelope.body();
+            leaves.push(entry.leaf_data);
+            let Ok(body) = body else { continue };
+            let registration = matches!(body.kind, Some(Kind::RegisterKey(_)));
+            if body.election_id == election_id || (registration && body.election_id.is_empty()) {
+                mine.push(Posted {
+                    signer: *entry.leaf.envelope.signer().as_bytes(),
+                    record: entry.leaf,
+                    body,
+                });
+            }
+        }
+        let manifest = mine
+            .iter()
+            .find_map(|p| match p.kind() {
+                Some(Kind::Manifest(m)) => Some(m.clone()),
+                _ => None,
+            })
+            .ok_or_else(|| anyhow!("election {election_id:?} has no manifest on this board"))?;
+        Ok(ElectionView {
+            election_id: election_id.to_string(),
+            leaves,
+            entries: mine,
+            manifest,
+        })
+    }
+
+    /// The entries of one kind, with their index and signer.
+    pub fn of_kind<'a, T: 'a>(
+        &'a self,
+        pick: impl Fn(&'a Kind) -> Option<&'a T> + 'a,
+    ) -> impl Iterator<Item = (&'a Posted, &'a T)> + 'a {
+        self.entries
+            .iter()
+            .filter_map(move |p| p.kind().and_then(&pick).map(|t| (p, t)))
+    }
+
+    /// The current phase (the last admitted phase change; `Setup` before any).
+    pub fn phase(&self) -> Phase {
+        self.of_kind(|k| match k {
+            Kind::PhaseChange(c) => Some(c),
+            _ => None,
+        })
+        .last()
+        .map_or(Phase::Setup, |(_, c)| {
+            Phase::try_from(c.phase).unwrap_or(Phase::Unspecified)
+        })
+    }
+
+    /// Fails unless the election is in `phase`.
+    pub fn require_phase(&self, phase: Phase, doing: &str) -> Result<()> {
+        let current = self.phase();
+        if current != phase {
+            bail!(
+                "cannot {doing}: election {:?} is in phase {}, this needs {}",
+                self.election_id,
+                current.as_str_name(),
+                phase.as_str_name()
+            );
+        }
+        Ok(())
+    }
+
+    /// k of n of the manifest.
+    pub fn threshold(&self) -> Result<Threshold> {
+        Threshold::of_manifest(&self.manifest).context("the manifest's threshold")
+    }
+
+    /// The manifest index of the trustee whose signing key is `public_key`.
+    pub fn trustee_index(&self, public_key: &[u8; 32]) -> Result<u32> {
+        let position = self
+            .manifest
+            .trustees
+            .iter()
+            .position(|t| t.signing_key == public_key)
+            .ok_or_else(|| {
+                anyhow!(
+                    "key {} is not a trustee of election {:?}",
+                    hex::encode(public_key),
+                    self.election_id
+                )
+            })?;
+        u32::try_from(position).context("trustee index")
+    }
+
+    /// Round-1 commitments posted so far.
+    pub fn commitments(&self) -> Vec<pb::DkgCommitment> {
+        self.of_kind(|k| match k {
+            Kind::DkgCommitment(c) => Some(c),
+            _ => None,
+        })
+        .map(|(_, c)| c.clone())
+        .collect()
+    }
+
+    /// Round-2 public infos posted so far.
+    pub fn public_infos(&self) -> Vec<pb::DkgPublicInfo> {
+        self.of_kind(|k| match k {
+            Kind::DkgPublicInfo(i) => Some(i),
+            _ => None,
+        })
+        .map(|(_, i)| i.clone())
+        .collect()
+    }
+
+    /// Round-3 sealed shares posted so far.
+    pub fn secret_shares(&self) -> Vec<pb::DkgSecretShare> {
+        self.of_kind(|k| match k {
+            Kind::DkgSecretShare(s) => Some(s),
+            _ => None,
+        })
+        .map(|(_, s)| s.clone())
+        .collect()
+    }
+
+    /// The posted joint key, checked against the manifest's threshold.
+    pub fn key_set(&self) -> Result<Option<KeySet>> {
+        let Some((_, joint)) = self
+            .of_kind(|k| match k {
+                Kind::JointKey(j) => Some(j),
+                _ => None,
+            })
+            .next()
+        else {
+            return Ok(None);
+        };
+        KeySet::from_joint_key(self.threshold()?, joint)
+            .map(Some)
+            .context("the joint key on the board does not parse")
+    }
+
+    /// The posted joint key; an error before the key ceremony is complete.
+    pub fn require_key_set(&self) -> Result<KeySet> {
+        self.key_set()?.ok_or_else(|| {
+            anyhow!(
+                "election {:?} has no joint key on the board yet",
+                self.election_id
+            )
+        })
+    }
+
+    /// The latest registration of `public_key`: role and precinct.
+    pub fn registration(&self, public_key: &[u8; 32]) -> Option<&pb::RegisterKey> {
+        self.of_kind(|k| match k {
+            Kind::RegisterKey(r) => Some(r),
+            _ => None,
+        })
+        .filter(|(_, r)| r.public_key == public_key)
+        .map(|(_, r)| r)
+        .last()
+    }
+
+    /// The precinct `public_key` is registered to with `role`.
+    pub fn precinct_of(&self, public_key: &[u8; 32], role: pb::Role) -> Result<String> {
+        match self.registration(public_key) {
+            Some(r) if r.role == role as i32 && !r.precinct_id.is_empty() => {
+                Ok(r.precinct_id.clone())
+            }
+            Some(r) => bail!(
+                "key {} is registered as {} for precinct {:?}, not as {}",
+                hex::encode(public_key),
+                pb::Role::try_from(r.role).map_or("?", |r| r.as_str_name()),
+                r.precinct_id,
+                role.as_str_name()
+            ),
+            None => bail!(
+                "key {} is not registered on this board",
+                hex::encode(public_key)
+            ),
+        }
+    }
+
+    /// The tracking code of `terminal`'s last ballot or spoiled ballot (32 zero bytes
+    /// before its first one): the chain head its next ballot must name.
+    pub fn chain_head(&self, terminal: &[u8; 32]) -> [u8; TRACKING_CODE_LEN] {
+        self.entries
+            .iter()
+            .rev()
+            .filter(|p| &p.signer == terminal)
+            .find_map(|p| tracking_code_of(&p.record))
+            .unwrap_or([0; TRACKING_CODE_LEN])
+    }
+
+    /// Paper protocols posted so far.
+    pub fn protocols(&self) -> Vec<&pb::PrecinctProtocol> {
+        self.of_kind(|k| match k {
+            Kind::PrecinctProtocol(p) => Some(p),
+            _ => None,
+        })
+        .map(|(_, p)| p)
+        .collect()
+    }
+
+    /// Published results so far.
+    pub fn results(&self) -> Vec<&pb::ElectionResult> {
+        self.of_kind(|k| match k {
+            Kind::Result(r) => Some(r),
+            _ => None,
+        })
+        .map(|(_, r)| r)
+        .collect()
+    }
+
+    /// Number of leaves read (for waiting on a lagging node next time).
+    pub fn size(&self) -> u64 {
+        self.leaves.len() as u64
+    }
+}

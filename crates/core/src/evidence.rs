@@ -1,0 +1,695 @@
+//! Transferable proof of misbehaviour: evidence files anyone re-checks with only the
+//! board's origin and the trusted verifier keys (`name+keyid+base64`).
+//!
+//! A node that lies signs its lie. Two kinds of lie are provable from signed
+//! checkpoints and Merkle proofs alone:
+//!
+//! - [`Evidence::Equivocation`]: two signed checkpoints of one origin and one size with
+//!   different roots. A key that signed both is caught outright; if one side carries
+//!   the policy's k-of-n signatures (the accepted history), the other side's signers
+//!   are the culprits.
+//! - [`Evidence::NotAPrefix`]: a checkpoint of size `m` whose root is not the root at
+//!   `m` of a k-of-n cosigned checkpoint of size `n ≥ m`, shown by the root at `m` and
+//!   a consistency proof `m → n` that verifies against the cosigned root. Its signers
+//!   signed a history that is not a prefix of the board.
+//!
+//! Evidence is strict so that it is *tamper-evident*: every signature line of every
+//! note must be a valid signature by a trusted key (node or witness), notes must be in
+//! canonical form, hashes lowercase hex. Altering any byte of valid evidence therefore
+//! makes it fail or changes its verdict, so a published evidence file cannot be quietly
+//! edited to blame someone else. Use [`canonical_note`] to bring a note served by a
+//! node into that form before building evidence.
+//!
+//! The JSON form (a `kind` tag and a `version` field) is what `bboard audit` writes
+//! and `bboard verify-evidence` reads:
+//!
+//! ```json
+//! {"kind":"equivocation","version":1,"origin":"…","a":"<signed note>","b":"<signed note>"}
+//! {"kind":"not_a_prefix","version":1,"origin":"…","faulty":"<note>","honest":"<note>",
+//!  "root_at_m":"<hex>","proof":["<hex>",…]}
+//! ```
+
+use std::collections::BTreeSet;
+use std::fmt;
+
+use bboard_merkle::{verify_consistency, Blake3Hasher, Hash, ProofError, TreeSize};
+use serde::{Deserialize, Serialize};
+
+use crate::checkpoint::{CosignaturePolicy, NoteVerifier, SignedCheckpoint};
+use crate::receipt::MAX_PROOF_HASHES;
+
+/// Version of the evidence JSON format written by this code.
+pub const EVIDENCE_VERSION: u32 = 1;
+
+/// A proof that some trusted keys signed contradictory or forked board states.
+///
+/// Serialises to JSON with a `kind` tag (`equivocation`, `not_a_prefix`) and a
+/// `version` field; see the module documentation. Future kinds (e.g. censorship
+/// alarms) are new variants and new tags.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(try_from = "Repr", into = "Repr")]
+#[non_exhaustive]
+pub enum Evidence {
+    /// Two checkpoints of the same origin and size with different roots.
+    Equivocation {
+        /// The board origin both notes must name.
+        origin: String,
+        /// One signed note.
+        a: String,
+        /// The other signed note.
+        b: String,
+    },
+    /// A checkpoint (`faulty`, size `m`) that is not a prefix of a k-of-n cosigned
+    /// checkpoint (`honest`, size `n ≥ m`).
+    NotAPrefix {
+        /// The board origin both notes must name.
+        origin: String,
+        /// Signed note of size `m` and root `r'`.
+        faulty: String,
+        /// Signed note of size `n ≥ m` carrying the policy's k-of-n signatures.
+        honest: String,
+        /// Lowercase hex of the honest tree's root at size `m` (≠ `r'`).
+        root_at_m: String,
+        /// Lowercase hex of each hash of the consistency proof `m → n`.
+        proof: Vec<String>,
+    },
+}
+
+/// The serialised form: internally tagged, with the version in every kind so old
+/// readers refuse files they do not understand instead of misreading them.
+#[derive(Serialize, Deserialize)]
+#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
+enum Repr {
+    Equivocation {
+        version: u32,
+        origin: String,
+        a: String,
+        b: String,
+    },
+    NotAPrefix {
+        version: u32,
+        origin: String,
+        faulty: String,
+        honest: String,
+        root_at_m: String,
+        proof: Vec<String>,
+    },
+}
+
+impl TryFrom<Repr> for Evidence {
+    type Error = EvidenceError;
+
+    fn try_from(repr: Repr) -> Result<Self, EvidenceError> {
+        let version = match &repr {
+            Repr::Equivocation { version, .. } | Repr::NotAPrefix { version, .. } => *version,
+        };
+        if version != EVIDENCE_VERSION {
+            return Err(EvidenceError::UnsupportedVersion(version));
+        }
+        Ok(match repr {
+            Repr::Equivocation { origin, a, b, .. } => Evidence::Equivocation { origin, a, b },
+            Repr::NotAPrefix {
+                origin,
+                faulty,
+                honest,
+                root_at_m,
+                proof,
+                ..
+            } => Evidence::NotAPrefix {
+                origin,
+                faulty,
+                honest,
+                root_at_m,
+                proof,
+            },
+        })
+    }
+}
+
+impl From<Evidence> for Repr {
+    fn from(evidence: Evidence) -> Repr {
+        match evidence {
+            Evidence::Equivocation { origin, a, b } => Repr::Equivocation {
+                version: EVIDENCE_VERSION,
+                origin,
+                a,
+                b,
+            },
+            Evidence::NotAPrefix {
+                origin,
+                faulty,
+                honest,
+                root_at_m,
+                proof,
+            } => Repr::NotAPrefix {
+                version: EVIDENCE_VERSION,
+                origin,
+                faulty,
+                honest,
+                root_at_m,
+                proof,
+            },
+        }
+    }
+}
+
+impl Evidence {
+    /// The JSON evidence file (pretty-printed).
+    pub fn to_json(&self) -> String {
+        // Serialising strings and vectors of strings cannot fail.
+        serde_json::to_string_pretty(self).unwrap_or_default()
+    }
+
+    /// Parses an evidence file. Does not verify it: see [`verify_evidence`].
+    pub fn from_json(json: &str) -> Result<Self, EvidenceError> {
+        serde_json::from_str(json).map_err(|e| EvidenceError::Json(e.to_string()))
+    }
+
+    /// The `kind` tag of this evidence.
+    pub fn kind(&self) -> &'static str {
+        match self {
+            Evidence::Equivocation { .. } => "equivocation",
+            Evidence::NotAPrefix { .. } => "not_a_prefix",
+        }
+    }
+
+    /// The origin the evidence is about.
+    pub fn origin(&self) -> &str {
+        match self {
+            Evidence::Equivocation { origin, .. } | Evidence::NotAPrefix { origin, .. } => origin,
+        }
+    }
+}
+
+/// Names one of the notes inside a piece of evidence, for error messages.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NoteRole {
+    /// `a` of an equivocation.
+    A,
+    /// `b` of an equivocation.
+    B,
+    /// `faulty` of a not-a-prefix.
+    Faulty,
+    /// `honest` of a not-a-prefix.
+    Honest,
+}
+
+impl fmt::Display for NoteRole {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            NoteRole::A => "a",
+            NoteRole::B => "b",
+            NoteRole::Faulty => "faulty",
+            NoteRole::Honest => "honest",
+        })
+    }
+}
+
+/// Why a piece of evidence does not hold (or cannot be read).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum EvidenceError {
+    /// The file is not evidence JSON.
+    #[error("not an evidence file: {0}")]
+    Json(String),
+    /// The file's format version is not one this code reads.
+    #[error("evidence format version {0} is not supported (expected {EVIDENCE_VERSION})")]
+    UnsupportedVersion(u32),
+    /// The evidence is about another board than the verifier's policy.
+    #[error("different origins: the evidence is about {evidence:?}, the trusted keys are for {policy:?}")]
+    WrongOrigin {
+        /// Origin named in the evidence.
+        evidence: String,
+        /// Origin of the policy.
+        policy: String,
+    },
+    /// A note names another origin than the evidence.
+    #[error("different origins: checkpoint {which} is of {actual:?}, the evidence is about {expected:?}")]
+    NoteOrigin {
+        /// Which note.
+        which: NoteRole,
+        /// Origin of the evidence.
+        expected: String,
+        /// Origin in the note.
+        actual: String,
+    },
+    /// A note does not parse as a signed checkpoint.
+    #[error("checkpoint {which} is not a valid signed checkpoint: {source}")]
+    MalformedNote {
+        /// Which note.
+        which: NoteRole,
+        /// The parse error.
+        source: crate::Error,
+    },
+    /// A note parses but is not in the canonical form (as re-encoded).
+    #[error("checkpoint {which} is not in canonical form (re-encoding it changes its bytes)")]
+    NonCanonicalNote {
+        /// Which note.
+        which: NoteRole,
+    },
+    /// A note carries a signature line that is not a valid signature by a trusted key.
+    #[error("checkpoint {which} carries a signature line by {name:?} that is not a valid signature by a trusted key")]
+    UntrustedSignature {
+        /// Which note.
+        which: NoteRole,
+        /// Key name on the offending line.
+        name: String,
+    },
+    /// A note carries two signature lines of the same key.
+    #[error("checkpoint {which} carries more than one signature line by {name:?}")]
+    DuplicateSignature {
+        /// Which note.
+        which: NoteRole,
+        /// The key name.
+        name: String,
+    },
+    /// An equivocation's notes have different sizes.
+    #[error("checkpoints a and b have different sizes ({a} and {b}): not an equivocation")]
+    DifferentSizes {
+        /// Size of a.
+        a: u64,
+        /// Size of b.
+        b: u64,
+    },
+    /// An equivocation's notes agree.
+    #[error("roots are equal: checkpoints a and b both say root {root} at size {size}")]
+    EqualRoots {
+        /// The common size.
+        size: u64,
+        /// The common root.
+        root: Hash,
+    },
+    /// The honest side of a not-a-prefix does not satisfy the policy.
+    #[error("the honest checkpoint is not accepted by the policy: {0}")]
+    HonestNotAccepted(crate::Error),
+    /// The faulty checkpoint is larger than the honest one.
+    #[error("the faulty checkpoint (size {faulty}) is larger than the honest one (size {honest})")]
+    FaultyLarger {
+        /// Size of the faulty checkpoint.
+        faulty: u64,
+        /// Size of the honest checkpoint.
+        honest: u64,
+    },
+    /// A hash field is not 32 bytes of lowercase hex.
+    #[error("{what} is not 32 bytes of lowercase hex: {value:?}")]
+    MalformedHash {
+        /// Which field.
+        what: &'static str,
+        /// The value found (truncated).
+        value: String,
+    },
+    /// The proof has more hashes than any consistency proof can have.
+    #[error("consistency proof has {0} hashes, at most {MAX_PROOF_HASHES} are possible")]
+    ProofTooLong(usize),
+    /// The consistency proof does not verify from `root_at_m` to the honest root.
+    #[error("consistency proof does not verify from the claimed root at size {m} to the honest checkpoint of size {n}: {source}")]
+    ProofFails {
+        /// Old size.
+        m: u64,
+        /// New size.
+        n: u64,
+        /// Why it fails.
+        source: ProofError,
+    },
+    /// The honest tree's root at `m` is the faulty checkpoint's root: no fork.
+    #[error("the faulty checkpoint's root {root} is the honest tree's root at size {size}: it is a prefix")]
+    IsAPrefix {
+        /// Size m.
+        size: u64,
+        /// The common root.
+        root: Hash,
+    },
+}
+
+/// Which side of an equivocation carries the policy's k-of-n signatures.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum AcceptedSide {
+    /// Only `a` satisfies the policy: `b`'s signers are the culprits.
+    A,
+    /// Only `b` satisfies the policy: `a`'s signers are the culprits.
+    B,
+    /// Neither satisfies the policy: only keys that signed both are provably faulty.
+    Neither,
+    /// Both satisfy the policy (only possible when keys signed both sides or k ≤ n/2).
+    Both,
+}
+
+/// What valid evidence proves.
+#[derive(Clone, Debug, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Verdict {
+    /// Two roots were signed for one size.
+    Equivocation {
+        /// The board.
+        origin: String,
+        /// The size both checkpoints claim.
+        size: u64,
+        /// Root of `a`.
+        root_a: Hash,
+        /// Root of `b`.
+        root_b: Hash,
+        /// Trusted keys with a valid signature on `a` (nodes, then witnesses).
+        signers_a: Vec<String>,
+        /// Trusted keys with a valid signature on `b`.
+        signers_b: Vec<String>,
+        /// Keys that signed both roots: faulty whatever else is true.
+        signed_both: Vec<String>,
+        /// Which side (if any) the policy accepts.
+        accepted: AcceptedSide,
+        /// Keys proven faulty: the non-accepted side's signers when exactly one side
+        /// is accepted, else the keys that signed both.
+        culprits: Vec<String>,
+    },
+    /// A checkpoint was signed that is not a prefix of the cosigned board.
+    NotAPrefix {
+        /// The board.
+        origin: String,
+        /// Size of the faulty checkpoint.
+        faulty_size: u64,
+        /// Root of the faulty checkpoint.
+        faulty_root: Hash,
+        /// The cosigned tree's root at `faulty_size`.
+        root_at_m: Hash,
+        /// Size of the cosigned checkpoint.
+        honest_size: u64,
+        /// Root of the cosigned checkpoint.
+        honest_root: Hash,
+        /// Trusted keys that signed the cosigned checkpoint.
+        honest_signers: Vec<String>,
+        /// Keys that signed the faulty checkpoint: all of them are faulty.
+        culprits: Vec<String>,
+        /// Culprits that also signed the cosigned checkpoint (signed two histories).
+        signed_both: Vec<String>,
+    },
+}
+
+impl Verdict {
+    /// The keys this evidence proves faulty.
+    pub fn culprits(&self) -> &[String] {
+        match self {
+            Verdict::Equivocation { culprits, .. } | Verdict::NotAPrefix { culprits, .. } => {
+                culprits
+            }
+        }
+    }
+}
+
+impl fmt::Display for Verdict {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        let list = |names: &[String]| {
+            if names.is_empty() {
+                "(none)".to_string()
+            } else {
+                names.join(", ")
+            }
+        };
+        match self {
+            Verdict::Equivocation {
+                origin,
+                size,
+                root_a,
+                root_b,
+                signers_a,
+                signers_b,
+                signed_both,
+                accepted,
+                culprits,
+            } => {
+                writeln!(f, "EQUIVOCATION on {origin} at size {size}:")?;
+                writeln!(f, "  root a {root_a} signed by {}", list(signers_a))?;
+                writeln!(f, "  root b {root_b} signed by {}", list(signers_b))?;
+                if !signed_both.is_empty() {
+                    writeln!(f, "  signed both roots: {}", list(signed_both))?;
+                }
+                let accepted = match accepted {
+                    AcceptedSide::A => "a carries k-of-n (the accepted history)",
+                    AcceptedSide::B => "b carries k-of-n (the accepted history)",
+                    AcceptedSide::Neither => "neither side carries k-of-n",
+                    AcceptedSide::Both => "both sides carry k-of-n",
+                };
+                writeln!(f, "  {accepted}")?;
+                write!(f, "  culprits: {}", list(culprits))
+            }
+            Verdict::NotAPrefix {
+                origin,
+                faulty_size,
+                faulty_root,
+                root_at_m,
+                honest_size,
+                honest_root,
+                honest_signers,
+                culprits,
+                signed_both,
+            } => {
+                writeln!(f, "NOT A PREFIX on {origin}:")?;
+                writeln!(
+                    f,
+                    "  checkpoint of size {faulty_size} says root {faulty_root}, signed by {}",
+                    list(culprits)
+                )?;
+                writeln!(
+                    f,
+                    "  the cosigned board (size {honest_size}, root {honest_root}, signed by {}) has root {root_at_m} at size {faulty_size}",
+                    list(honest_signers)
+                )?;
+                if !signed_both.is_empty() {
+                    writeln!(f, "  signed both histories: {}", list(signed_both))?;
+                }
+                write!(f, "  culprits: {}", list(culprits))
+            }
+        }
+    }
+}
+
+/// Every key whose signature lines may appear in evidence: nodes, then witnesses.
+fn trusted_keys(policy: &CosignaturePolicy) -> impl Iterator<Item = &NoteVerifier> {
+    policy.keys().iter().chain(policy.witnesses())
+}
+
+/// Splits a parsed note into its text and its signature lines (each with its `\n`).
+fn signature_lines(note: &str) -> Option<(&str, Vec<&str>)> {
+    let (text, block) = note.rsplit_once("\n\n")?;
+    Some((text, block.split_inclusive('\n').collect()))
+}
+
+/// `note` reduced to its valid signature lines by trusted keys (nodes or witnesses),
+/// each key once, in the note's order: the form evidence requires. Fails if the note
+/// does not parse, or no line is a valid trusted signature.
+pub fn canonical_note(note: &str, policy: &CosignaturePolicy) -> Result<String, crate::Error> {
+    let signed = SignedCheckpoint::parse(note)?;
+    let reencoded = signed.to_note();
+    let Some((text, lines)) = signature_lines(&reencoded) else {
+        return Err(crate::Error::MalformedNote("no signature block".into()));
+    };
+    let mut kept = String::new();
+    let mut seen = BTreeSet::new();
+    for line in lines {
+        // A note of one line: parse and check it alone.
+        let Ok(single) = SignedCheckpoint::parse(&format!("{text}\n\n{line}")) else {
+            continue;
+        };
+        let Some(key) = trusted_keys(policy).find(|k| single.is_signed_by(k)) else {
+            continue;
+        };
+        if seen.insert(key.name().to_string()) {
+            kept.push_str(line);
+        }
+    }
+    if kept.is_empty() {
+        return Err(crate::Error::NotEnoughCosignatures {
+            valid: 0,
+            required: 1,
+            invalid: Vec::new(),
+        });
+    }
+    Ok(format!("{text}\n\n{kept}"))
+}
+
+/// A note of the evidence, parsed strictly, with the names of its (all valid,
+/// all trusted) signers.
+struct StrictNote {
+    signed: SignedCheckpoint,
+    signers: Vec<String>,
+}
+
+fn parse_strict(
+    which: NoteRole,
+    note: &str,
+    origin: &str,
+    policy: &CosignaturePolicy,
+) -> Result<StrictNote, EvidenceError> {
+    let signed = SignedCheckpoint::parse(note)
+        .map_err(|source| EvidenceError::MalformedNote { which, source })?;
+    if signed.to_note() != note {
+        return Err(EvidenceError::NonCanonicalNote { which });
+    }
+    if signed.checkpoint().origin != origin {
+        return Err(EvidenceError::NoteOrigin {
+            which,
+            expected: origin.to_string(),
+            actual: signed.checkpoint().origin.clone(),
+        });
+    }
+    let Some((text, lines)) = signature_lines(note) else {
+        return Err(EvidenceError::NonCanonicalNote { which });
+    };
+    let mut signers: Vec<String> = Vec::new();
+    for (line, name) in lines.iter().zip(signed.signer_names()) {
+        let valid_key = SignedCheckpoint::parse(&format!("{text}\n\n{line}"))
+            .ok()
+            .and_then(|single| trusted_keys(policy).find(|k| single.is_signed_by(k)));
+        let Some(key) = valid_key else {
+            return Err(EvidenceError::UntrustedSignature {
+                which,
+                name: name.to_string(),
+            });
+        };
+        if signers.iter().any(|s| s == key.name()) {
+            return Err(EvidenceError::DuplicateSignature {
+                which,
+                name: name.to_string(),
+            });
+        }
+        signers.push(key.name().to_string());
+    }
+    // List signers in policy order (nodes, then witnesses) for stable verdicts.
+    let signers = trusted_keys(policy)
+        .filter(|k| signers.iter().any(|s| s == k.name()))
+        .map(|k| k.name().to_string())
+        .collect();
+    Ok(StrictNote { signed, signers })
+}
+
+fn parse_hash(what: &'static str, value: &str) -> Result<Hash, EvidenceError> {
+    let bad = || EvidenceError::MalformedHash {
+        what,
+        value: value.chars().take(80).collect(),
+    };
+    let hash = Hash::from_hex(value).map_err(|_| bad())?;
+    // Only the canonical (lowercase) spelling, so no edit leaves the evidence intact.
+    if hash.to_hex() != value {
+        return Err(bad());
+    }
+    Ok(hash)
+}
+
+fn intersection(a: &[String], b: &[String]) -> Vec<String> {
+    a.iter().filter(|name| b.contains(name)).cloned().collect()
+}
+
+/// Checks `evidence` with nothing but `policy` (the board's origin and trusted keys)
+/// and says what it proves, or precisely why it does not hold.
+pub fn verify_evidence(
+    evidence: &Evidence,
+    policy: &CosignaturePolicy,
+) -> Result<Verdict, EvidenceError> {
+    if evidence.origin() != policy.origin() {
+        return Err(EvidenceError::WrongOrigin {
+            evidence: evidence.origin().to_string(),
+            policy: policy.origin().to_string(),
+        });
+    }
+    match evidence {
+        Evidence::Equivocation { origin, a, b } => {
+            let a = parse_strict(NoteRole::A, a, origin, policy)?;
+            let b = parse_strict(NoteRole::B, b, origin, policy)?;
+            let (cp_a, cp_b) = (a.signed.checkpoint(), b.signed.checkpoint());
+            if cp_a.size != cp_b.size {
+                return Err(EvidenceError::DifferentSizes {
+                    a: cp_a.size.0,
+                    b: cp_b.size.0,
+                });
+            }
+            if cp_a.root == cp_b.root {
+                return Err(EvidenceError::EqualRoots {
+                    size: cp_a.size.0,
+                    root: cp_a.root,
+                });
+            }
+            let signed_both = intersection(&a.signers, &b.signers);
+            let accepted = match (
+                policy.verify(&a.signed).is_ok(),
+                policy.verify(&b.signed).is_ok(),
+            ) {
+                (true, false) => AcceptedSide::A,
+                (false, true) => AcceptedSide::B,
+                (false, false) => AcceptedSide::Neither,
+                (true, true) => AcceptedSide::Both,
+            };
+            let culprits = match accepted {
+                AcceptedSide::A => b.signers.clone(),
+                AcceptedSide::B => a.signers.clone(),
+                AcceptedSide::Neither | AcceptedSide::Both => signed_both.clone(),
+            };
+            Ok(Verdict::Equivocation {
+                origin: origin.clone(),
+                size: cp_a.size.0,
+                root_a: cp_a.root,
+                root_b: cp_b.root,
+                signers_a: a.signers,
+                signers_b: b.signers,
+                signed_both,
+                accepted,
+                culprits,
+            })
+        }
+        Evidence::NotAPrefix {
+            origin,
+            faulty,
+            honest,
+            root_at_m,
+            proof,
+        } => {
+            let faulty = parse_strict(NoteRole::Faulty, faulty, origin, policy)?;
+            let honest = parse_strict(NoteRole::Honest, honest, origin, policy)?;
+            policy
+                .verify(&honest.signed)
+                .map_err(EvidenceError::HonestNotAccepted)?;
+            let (m_cp, n_cp) = (faulty.signed.checkpoint(), honest.signed.checkpoint());
+            let (m, n) = (m_cp.size.0, n_cp.size.0);
+            if m > n {
+                return Err(EvidenceError::FaultyLarger {
+                    faulty: m,
+                    honest: n,
+                });
+            }
+            let root_at_m = parse_hash("root_at_m", root_at_m)?;
+            if proof.len() > MAX_PROOF_HASHES {
+                return Err(EvidenceError::ProofTooLong(proof.len()));
+            }
+            let proof = proof
+                .iter()
+                .map(|h| parse_hash("a consistency proof hash", h))
+                .collect::<Result<Vec<_>, _>>()?;
+            verify_consistency(
+                &Blake3Hasher,
+                TreeSize(m),
+                TreeSize(n),
+                &root_at_m,
+                &n_cp.root,
+                &proof,
+            )
+            .map_err(|source| EvidenceError::ProofFails { m, n, source })?;
+            if root_at_m == m_cp.root {
+                return Err(EvidenceError::IsAPrefix {
+                    size: m,
+                    root: root_at_m,
+                });
+            }
+            let signed_both = intersection(&faulty.signers, &honest.signers);
+            Ok(Verdict::NotAPrefix {
+                origin: origin.clone(),
+                faulty_size: m,
+                faulty_root: m_cp.root,
+                root_at_m,
+                honest_size: n,
+                honest_root: n_cp.root,
+                honest_signers: honest.signers,
+                culprits: faulty.signers,
+                signed_both,
+            })
+        }
+    }
+}
