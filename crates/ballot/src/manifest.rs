@@ -134,30 +134,8 @@ pub fn validate_contest(contest: &pb::Contest) -> Result<(), BallotError> {
 mod tests {
     use super::*;
 
-    pub(crate) fn manifest(threshold: u32, trustees: usize) -> pb::ElectionManifest {
-        pb::ElectionManifest {
-            title: "test".into(),
-            contests: vec![pb::Contest {
-                contest_id: "mayor".into(),
-                title: "Mayor".into(),
-                options: vec!["a".into(), "b".into(), "c".into()],
-                min_selections: 0,
-                max_selections: 1,
-            }],
-            precincts: vec![pb::Precinct {
-                precinct_id: "p1".into(),
-                name: "P1".into(),
-            }],
-            trustees: (0..trustees)
-                .map(|i| pb::Trustee {
-                    name: format!("t{i}"),
-                    signing_key: vec![i as u8; 32],
-                    encryption_key: vec![0x80 | i as u8; 32],
-                })
-                .collect(),
-            threshold,
-            schedule: vec![],
-        }
+    fn manifest(threshold: u32, trustees: usize) -> pb::ElectionManifest {
+        crate::test_util::manifest_with(trustees, threshold)
     }
 
     #[test]
