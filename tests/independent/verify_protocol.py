@@ -64,6 +64,22 @@ def node_hash(left, right):
     return H(b"\x01" + left + right)
 
 
+TRACKING_DOMAIN = b"bboard/v1/tracking-code\n"
+CROCKFORD = "0123456789ABCDEFGHJKMNPQRSTVWXYZ"
+
+
+def tracking_code(previous, env_id):
+    # PROTOCOL.md §7.3: BLAKE3-256(domain || previous code || envelope id).
+    return H(TRACKING_DOMAIN + previous + env_id)
+
+
+def short_tracking_code(code):
+    # First 40 bits in Crockford base32, as XXXX-XXXX.
+    bits = int.from_bytes(code[:5], "big")
+    chars = "".join(CROCKFORD[(bits >> (35 - 5 * i)) & 31] for i in range(8))
+    return chars[:4] + "-" + chars[4:]
+
+
 def envelope_id(signer, body):
     return H(ENVELOPE_ID_DOMAIN + signer + body)
 
@@ -583,6 +599,14 @@ def parse_vectors(md):
     # The fenced block shows the note's lines; every line of a note ends in \n.
     v["note"] = body + "\n"
 
+    _, body = find_block(r"A chain over the envelope ids of entries .*")
+    v["tracking"] = []
+    for line in body.split("\n"):
+        mm = re.fullmatch(r"code (\d+): ([0-9a-f]{64}) ([0-9A-Z]{4}-[0-9A-Z]{4})", line)
+        if not mm:
+            fail("bad tracking-code line %r" % line)
+        v["tracking"].append((bytes.fromhex(mm.group(2)), mm.group(3)))
+
     mm = re.search(r"Empty-tree root \(BLAKE3 of the empty string\): `([0-9a-f]{64})`", sec)
     v["empty_root"] = bytes.fromhex(mm.group(1))
     return v
@@ -929,6 +953,16 @@ def main(argv):
               lambda: parse_signed_note(note.replace(EM_DASH + " cec", "- cec")) and True)
     R.rejects("verifier key with wrong key id",
               lambda: parse_verifier_key(trusted[0].replace("+9b33cea3+", "+9b33cea4+")) and True)
+
+    # tracking codes (§7.3): a chain over entries 0, 1, 2 from 32 zero bytes
+    previous = bytes(32)
+    for i, (code, short) in enumerate(v["tracking"]):
+        want = tracking_code(previous, v["entries"][i]["envelope_id"])
+        R.eq("tracking code %d" % i, code, want)
+        R.eq("short tracking code %d" % i, short, short_tracking_code(want))
+        previous = want
+    R.check("tracking code depends on the previous code",
+            lambda: tracking_code(bytes(32), v["entries"][1]["envelope_id"]) != v["tracking"][1][0])
 
     total = R.passed + len(R.failed)
     if R.failed:

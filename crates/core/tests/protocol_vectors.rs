@@ -56,6 +56,7 @@ fn generate() -> String {
     writeln!(out, "Entry `i` (0 ≤ i < {LEAVES}) is `EntryBody {{ election_id: \"vectors\", created_unix_ms: 1000 + i, note: {{ text: \"entry i\" }} }}` signed by the entry signer; its leaf has `timestamp_unix_ms = 1767225600000 + i`.\n").unwrap();
     let mut tree = MerkleTree::new(Blake3Hasher, MemoryNodeStore::new());
     let mut roots = vec![tree.root().unwrap()];
+    let mut ids = Vec::new();
     for i in 0..LEAVES {
         let body = pb::EntryBody {
             election_id: "vectors".into(),
@@ -81,10 +82,28 @@ fn generate() -> String {
         )
         .unwrap();
         writeln!(out, "envelope_id {}", envelope.id()).unwrap();
+        ids.push(envelope.id());
         writeln!(out, "leaf_data   {}", hex::encode(&leaf_data)).unwrap();
         writeln!(out, "leaf_hash   {hash}").unwrap();
         writeln!(out, "```").unwrap();
     }
+
+    writeln!(out, "\n### Tracking codes\n").unwrap();
+    writeln!(out, "A chain over the envelope ids of entries 0, 1, 2 (as if they were one terminal's ballots), starting from 32 zero bytes (§7.3):\n").unwrap();
+    writeln!(out, "```").unwrap();
+    let mut previous = [0u8; 32];
+    for (i, id) in ids.iter().enumerate().take(3) {
+        let code = bboard_core::election::tracking_code(&previous, id);
+        writeln!(
+            out,
+            "code {i}: {} {}",
+            hex::encode(code),
+            bboard_core::election::short_tracking_code(&code)
+        )
+        .unwrap();
+        previous = code;
+    }
+    writeln!(out, "```").unwrap();
 
     writeln!(out, "\n### Roots\n").unwrap();
     writeln!(out, "```").unwrap();
