@@ -127,6 +127,38 @@ fn head_key(terminal: &PublicKeyBytes) -> Vec<u8> {
     state_key("tracking-head", terminal)
 }
 
+/// Key of the rules' state under which the leaf index of the ballot with this
+/// tracking code is kept (the ballot tracker looks codes up by it). A prefix of it
+/// (the first bytes of the code) finds the ballots of a short code.
+pub fn tracking_index_key(code_prefix: &[u8]) -> Vec<u8> {
+    state_key("tracking", code_prefix)
+}
+
+/// Decodes a short tracking code (`XXXX-XXXX`, Crockford base32, case-insensitive,
+/// with `I`/`L` read as 1 and `O` as 0) into the first 5 bytes of the full code.
+pub fn parse_short_tracking_code(short: &str) -> Option<[u8; 5]> {
+    const ALPHABET: &[u8; 32] = b"0123456789ABCDEFGHJKMNPQRSTVWXYZ";
+    let mut bits = 0u64;
+    let mut count = 0;
+    for c in short.chars().filter(|c| *c != '-') {
+        let c = match c.to_ascii_uppercase() {
+            'I' | 'L' => '1',
+            'O' => '0',
+            other => other,
+        };
+        let value = ALPHABET.iter().position(|a| *a as char == c)?;
+        bits = (bits << 5) | value as u64;
+        count += 1;
+    }
+    if count != 8 {
+        return None;
+    }
+    let bytes = bits.to_be_bytes();
+    let mut prefix = [0u8; 5];
+    prefix.copy_from_slice(&bytes[3..8]);
+    Some(prefix)
+}
+
 /// Where an election stands: its phase and what has been posted for it. Stored as
 /// JSON under `election/<election_id>`.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
@@ -798,10 +830,13 @@ impl Rules<'_, '_> {
             return Ok(Err(rejection));
         }
         let code = tracking_code(&previous, self.entry.envelope_id);
-        Ok(Ok(vec![Effect::PutState(
-            head_key(self.entry.signer),
-            code.to_vec(),
-        )]))
+        Ok(Ok(vec![
+            Effect::PutState(head_key(self.entry.signer), code.to_vec()),
+            Effect::PutState(
+                tracking_index_key(&code),
+                self.entry.index.to_be_bytes().to_vec(),
+            ),
+        ]))
     }
 
     /// Checks that `counts` has one entry per contest of the manifest, in order, each
@@ -927,4 +962,32 @@ fn missing(slots: &[Option<Vec<u8>>]) -> Vec<usize> {
         .filter(|(_, slot)| slot.is_none())
         .map(|(i, _)| i)
         .collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn short_codes_round_trip_and_reject_garbage() {
+        for seed in 0u8..50 {
+            let code = *blake3::hash(&[seed]).as_bytes();
+            let short = short_tracking_code(&code);
+            assert_eq!(
+                parse_short_tracking_code(&short),
+                Some(<[u8; 5]>::try_from(&code[..5]).unwrap())
+            );
+            assert_eq!(
+                parse_short_tracking_code(&short.to_lowercase()),
+                parse_short_tracking_code(&short)
+            );
+        }
+        assert_eq!(parse_short_tracking_code("0000-000"), None);
+        assert_eq!(parse_short_tracking_code("0000-0000-0"), None);
+        assert_eq!(parse_short_tracking_code("UUUU-UUUU"), None);
+        assert_eq!(
+            parse_short_tracking_code("OOOO-IIII"),
+            parse_short_tracking_code("0000-1111")
+        );
+    }
 }
