@@ -5,7 +5,9 @@
 use std::path::PathBuf;
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let root = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../proto");
+    // Read at run time: a path baked in at compile time would point a build script
+    // compiled for one checkout at another checkout sharing the target directory.
+    let root = PathBuf::from(std::env::var("CARGO_MANIFEST_DIR")?).join("../../proto");
     let files = ["entry.proto", "board.proto", "raft.proto", "admin.proto"]
         .map(|f| root.join("bboard/v1").join(f));
     for file in &files {

@@ -11,11 +11,12 @@
 use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use anyhow::{bail, Context, Result};
+use anyhow::{Context, Result};
 use bboard_core::admin::sign_admin_command;
 use bboard_core::pb;
 use bboard_core::pb::admin_client::AdminClient;
 use bboard_core::pb::admin_command::Command;
+use ed25519_dalek::SigningKey;
 use tonic::transport::Endpoint;
 
 /// Sends a signed admin command to a node.
@@ -35,7 +36,7 @@ pub struct AdminArgs {
 }
 
 #[derive(clap::Subcommand, Clone, Debug, PartialEq, Eq)]
-enum AdminSubcommand {
+pub(crate) enum AdminSubcommand {
     /// Adds a node as a non-voting learner and waits until it has caught up.
     AddLearner {
         /// The new node's id (never reused).
@@ -54,15 +55,24 @@ enum AdminSubcommand {
     /// Makes the node build a snapshot of its state now.
     Snapshot,
     /// Makes the node start an election now (useful when the leader is gone).
-    Campaign {
-        /// Also refuse to follow the current leader (e.g. one that censors entries):
-        /// once a majority of organisations do this on their nodes, it is replaced.
-        #[arg(long)]
-        depose: bool,
-        /// How long to refuse the deposed leader, in seconds.
-        #[arg(long, default_value_t = 600)]
-        distrust_secs: u64,
-    },
+    Campaign(CampaignArgs),
+}
+
+/// Options of `campaign` (`bboard admin campaign`, `bboard node campaign`).
+#[derive(clap::Args, Clone, Debug, PartialEq, Eq)]
+pub struct CampaignArgs {
+    /// Also refuse to follow a leader (e.g. one that censors entries): once a majority
+    /// of organisations do this on their nodes, it is replaced.
+    #[arg(long)]
+    pub depose: bool,
+    /// The leader to depose (its node id); default: whichever the node follows now.
+    /// Name it when several organisations act at once, so that a node that already
+    /// follows a new leader does not depose that one.
+    #[arg(long, requires = "depose")]
+    pub leader: Option<u64>,
+    /// How long to refuse the deposed leader, in seconds.
+    #[arg(long, default_value_t = 600)]
+    pub distrust_secs: u64,
 }
 
 /// Which RPC a subcommand calls.
@@ -105,14 +115,12 @@ fn build_command(command: &AdminSubcommand, now_unix_ms: u64) -> (Rpc, pb::Admin
             Rpc::TriggerSnapshot,
             Command::TriggerSnapshot(pb::TriggerSnapshotCommand {}),
         ),
-        AdminSubcommand::Campaign {
-            depose,
-            distrust_secs,
-        } => (
+        AdminSubcommand::Campaign(campaign) => (
             Rpc::Campaign,
             Command::Campaign(pb::CampaignCommand {
-                depose_leader: *depose,
-                distrust_ms: distrust_secs.saturating_mul(1000),
+                depose_leader: campaign.depose,
+                distrust_ms: campaign.distrust_secs.saturating_mul(1000),
+                leader_id: campaign.leader.unwrap_or(0),
             }),
         ),
     };
@@ -134,47 +142,80 @@ fn endpoint_url(endpoint: &str) -> String {
     }
 }
 
+/// A node refused an admin RPC (or the call failed in transit).
+#[derive(Debug)]
+pub(crate) struct AdminRpcError {
+    rpc: Rpc,
+    url: String,
+    /// The gRPC status code.
+    pub(crate) code: tonic::Code,
+    message: String,
+}
+
+impl std::fmt::Display for AdminRpcError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(
+            f,
+            "{} on {} failed: {:?}: {}",
+            self.rpc, self.url, self.code, self.message
+        )
+    }
+}
+
+impl std::error::Error for AdminRpcError {}
+
 /// Runs `bboard admin` on its own Tokio runtime.
 pub fn run(args: AdminArgs) -> Result<()> {
     let key = crate::keys::read_private_key(&args.key)?;
+    let timeout = Duration::from_secs(args.timeout_secs);
+    let runtime = tokio::runtime::Runtime::new().context("starting the Tokio runtime")?;
+    let message = runtime.block_on(send(&args.endpoint, &key, &args.command, timeout))?;
+    println!("{message}");
+    Ok(())
+}
+
+/// Signs `command` (stamped with this machine's clock) with `key` and sends it once to
+/// the node at `endpoint`; returns the node's message. A refusal is an
+/// [`AdminRpcError`] (downcast it to read the gRPC code).
+pub(crate) async fn send(
+    endpoint: &str,
+    key: &SigningKey,
+    command: &AdminSubcommand,
+    timeout: Duration,
+) -> Result<String> {
     let now = SystemTime::now()
         .duration_since(UNIX_EPOCH)
         .context("system clock is before 1970")?;
     let now_unix_ms = u64::try_from(now.as_millis()).context("system clock out of range")?;
-    let (rpc, command) = build_command(&args.command, now_unix_ms);
-    let request = sign_admin_command(&command, &key);
-    let timeout = Duration::from_secs(args.timeout_secs);
-    let url = endpoint_url(&args.endpoint);
-
-    let runtime = tokio::runtime::Runtime::new().context("starting the Tokio runtime")?;
-    let message = runtime.block_on(async {
-        let channel = Endpoint::from_shared(url.clone())
-            .with_context(|| format!("invalid endpoint {:?}", args.endpoint))?
-            .connect_timeout(Duration::from_secs(5))
-            .timeout(timeout)
-            .connect()
-            .await
-            .with_context(|| format!("connecting to {url}"))?;
-        let mut client = AdminClient::new(channel);
-        let mut request = tonic::Request::new(request);
-        request.set_timeout(timeout);
-        let result = match rpc {
-            Rpc::AddLearner => client.add_learner(request).await,
-            Rpc::ChangeMembership => client.change_membership(request).await,
-            Rpc::TriggerSnapshot => client.trigger_snapshot(request).await,
-            Rpc::Campaign => client.campaign(request).await,
-        };
-        match result {
-            Ok(response) => Ok(response.into_inner().message),
-            Err(status) => bail!(
-                "{rpc} on {url} failed: {:?}: {}",
-                status.code(),
-                status.message()
-            ),
+    let (rpc, command) = build_command(command, now_unix_ms);
+    let request = sign_admin_command(&command, key);
+    let url = endpoint_url(endpoint);
+    let channel = Endpoint::from_shared(url.clone())
+        .with_context(|| format!("invalid endpoint {endpoint:?}"))?
+        .connect_timeout(Duration::from_secs(5))
+        .timeout(timeout)
+        .connect()
+        .await
+        .with_context(|| format!("connecting to {url}"))?;
+    let mut client = AdminClient::new(channel);
+    let mut request = tonic::Request::new(request);
+    request.set_timeout(timeout);
+    let result = match rpc {
+        Rpc::AddLearner => client.add_learner(request).await,
+        Rpc::ChangeMembership => client.change_membership(request).await,
+        Rpc::TriggerSnapshot => client.trigger_snapshot(request).await,
+        Rpc::Campaign => client.campaign(request).await,
+    };
+    match result {
+        Ok(response) => Ok(response.into_inner().message),
+        Err(status) => Err(AdminRpcError {
+            rpc,
+            url,
+            code: status.code(),
+            message: status.message().to_string(),
         }
-    })?;
-    println!("{message}");
-    Ok(())
+        .into()),
+    }
 }
 
 #[cfg(test)]

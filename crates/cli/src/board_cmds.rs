@@ -2,7 +2,7 @@
 //! `append`, `get` and `prove`. Each builds its own tokio runtime, since the rest of
 //! the CLI is synchronous.
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use anyhow::{bail, Context, Result};
@@ -57,15 +57,8 @@ pub struct AppendArgs {
     /// Where to write the receipt (JSON).
     #[arg(long, value_name = "FILE")]
     receipt_out: Option<PathBuf>,
-    /// File with one trusted node verifier key per line; the receipt is then verified.
-    #[arg(long, value_name = "FILE", requires = "origin")]
-    trusted_keys: Option<PathBuf>,
-    /// Origin (board name) the checkpoint must carry.
-    #[arg(long, requires = "trusted_keys")]
-    origin: Option<String>,
-    /// Signatures required (k of n); default: a majority of the keys.
-    #[arg(long, requires = "trusted_keys")]
-    threshold: Option<usize>,
+    #[command(flatten)]
+    trust: TrustArgs,
 }
 
 /// Arguments of `bboard get`.
@@ -100,15 +93,8 @@ pub struct ProveArgs {
     /// Tree size to prove inclusion in (default: the latest checkpoint).
     #[arg(long, conflicts_with = "consistency")]
     size: Option<u64>,
-    /// File with one trusted node verifier key (name+keyid+base64) per line.
-    #[arg(long, value_name = "FILE")]
-    trusted_keys: PathBuf,
-    /// Origin (board name) the checkpoints must carry.
-    #[arg(long)]
-    origin: String,
-    /// Signatures required (k of n); default: a majority of the keys.
-    #[arg(long)]
-    threshold: Option<usize>,
+    #[command(flatten)]
+    policy: crate::audit_cmds::PolicyArgs,
 }
 
 /// A runtime for one command.
@@ -130,25 +116,31 @@ pub struct TrustArgs {
     /// Signatures required (k of n); default: a majority of the keys.
     #[arg(long, requires = "trusted_keys")]
     pub threshold: Option<usize>,
+    /// File with one witness verifier key per line: checkpoints must then also carry
+    /// `--witness-threshold` witness cosignatures.
+    #[arg(long, value_name = "FILE", requires_all = ["witness_threshold", "trusted_keys"])]
+    pub witness_keys: Option<PathBuf>,
+    /// Witness cosignatures required (m of the witness keys).
+    #[arg(long, value_name = "M", requires = "witness_keys")]
+    pub witness_threshold: Option<usize>,
 }
 
 impl TrustArgs {
     /// The policy, if trusted keys were given.
     pub fn policy(&self) -> Result<Option<CosignaturePolicy>> {
         match (&self.trusted_keys, &self.origin) {
-            (Some(keys), Some(origin)) => Ok(Some(build_policy(keys, origin, self.threshold)?)),
+            (Some(trusted_keys), Some(origin)) => crate::audit_cmds::PolicyArgs {
+                trusted_keys: trusted_keys.clone(),
+                origin: origin.clone(),
+                threshold: self.threshold,
+                witness_keys: self.witness_keys.clone(),
+                witness_threshold: self.witness_threshold,
+            }
+            .policy()
+            .map(Some),
             _ => Ok(None),
         }
     }
-}
-
-fn build_policy(keys: &Path, origin: &str, threshold: Option<usize>) -> Result<CosignaturePolicy> {
-    let keys = crate::read_verifier_keys(keys)?;
-    match threshold {
-        Some(k) => CosignaturePolicy::new(origin, keys, k),
-        None => CosignaturePolicy::majority(origin, keys),
-    }
-    .context("building the cosignature policy")
 }
 
 /// Connects to the nodes of `args`, verifying against `policy` when given.
@@ -243,12 +235,7 @@ pub fn run_append(args: AppendArgs) -> Result<()> {
         }
         (None, None) => bail!("give --note or --body-file"),
     };
-    let policy = TrustArgs {
-        trusted_keys: args.trusted_keys.clone(),
-        origin: args.origin.clone(),
-        threshold: args.threshold,
-    }
-    .policy()?;
+    let policy = args.trust.policy()?;
     let policy_keys = policy.as_ref().map_or(0, |p| p.keys().len());
     let result = runtime()?.block_on(async {
         let client = connect(&args.connect, policy).await?;
@@ -335,7 +322,7 @@ pub fn run_get(args: GetArgs) -> Result<()> {
 /// `bboard prove`: fetches and verifies an inclusion or consistency proof against
 /// k-of-n cosigned checkpoints. Fails (non-zero exit) when anything does not verify.
 pub fn run_prove(args: ProveArgs) -> Result<()> {
-    let policy = build_policy(&args.trusted_keys, &args.origin, args.threshold)?;
+    let policy = args.policy.policy()?;
     let policy_keys = policy.keys().len();
     runtime()?.block_on(async {
         let client = connect(&args.connect, Some(policy)).await?;

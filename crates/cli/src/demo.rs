@@ -136,6 +136,8 @@ type Counts = Vec<Vec<Vec<u64>>>;
 
 struct Demo {
     client: BoardClient,
+    /// The nodes' addresses (their HTTP side serves the ballot tracker).
+    endpoints: Vec<String>,
     authority: SigningKey,
     /// Leaves to wait for before the next read (the last receipt's index + 1).
     seen: u64,
@@ -198,6 +200,7 @@ async fn run_async(args: DemoArgs) -> Result<()> {
     );
     let mut demo = Demo {
         client: client.clone(),
+        endpoints: cluster.endpoints.clone(),
         authority: cluster.authority.clone(),
         seen: 0,
     };
@@ -453,6 +456,40 @@ async fn run_election(demo: &mut Demo, args: &DemoArgs, keys_dir: &Path) -> Resu
 /// Casts `args.ballots` random ballots from all terminals in parallel (each terminal
 /// sequentially), plus one spoiled ballot that is then checked. Returns the counts the
 /// voters chose (per precinct, contest, option) and a line about the spoiled ballot.
+/// Looks a tracking code up the way a voter does: the ballot tracker on a node's HTTP
+/// side (the last node, not the one the terminal used). Fails unless it finds the
+/// ballot at `index`.
+async fn track(endpoints: &[String], short_code: &str, index: u64) -> Result<String> {
+    let endpoint = endpoints.last().context("no node")?;
+    let url = format!("http://{endpoint}/v1/tracking/{short_code}");
+    // That node may apply the entry a moment after the receipt: retry a 404 briefly.
+    let mut answer =
+        crate::http_client::request(axum::http::Method::GET, &url, String::new()).await?;
+    for _ in 0..50 {
+        if answer.status != 404 {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        answer = crate::http_client::request(axum::http::Method::GET, &url, String::new()).await?;
+    }
+    if answer.status != 200 {
+        bail!(
+            "the ballot tracker at {url} answered {}: {}",
+            answer.status,
+            answer.body
+        );
+    }
+    let found: serde_json::Value = serde_json::from_str(&answer.body)
+        .with_context(|| format!("parsing the answer of {url}"))?;
+    let at = found[0]["entry"]["index"].as_u64();
+    if at != Some(index) {
+        bail!("the ballot tracker at {url} finds entry {at:?}, the receipt says {index}");
+    }
+    Ok(format!(
+        "the voter finds code {short_code} in the ballot tracker (http://{endpoint}/) at entry {index}, with its inclusion proof"
+    ))
+}
+
 async fn vote(
     demo: &mut Demo,
     manifest: &pb::ElectionManifest,
@@ -532,8 +569,9 @@ async fn vote(
                     )
                 })
                 .collect();
+            let tracker = track(&demo.endpoints, &receipt.short_code, receipt.leaf_index).await?;
             spoiled_line = format!(
-                "one voter challenged the device: spoiled ballot (entry {}, tracking code {}) opened with its nonces re-encrypts to exactly what the voter saw ({}); it is not counted",
+                "one voter challenged the device: spoiled ballot (entry {}, tracking code {}) opened with its nonces re-encrypts to exactly what the voter saw ({}); it is not counted\n   {tracker}",
                 receipt.leaf_index,
                 receipt.short_code,
                 shown.join("; ")

@@ -4,16 +4,20 @@
 //! for people. Every failure is reported with context and a non-zero exit code.
 
 mod admin;
+mod alarm_cmds;
+mod audit_cmds;
 mod board_cmds;
 mod demo;
 mod election;
+mod http_client;
 mod keys;
 mod node_cmds;
+mod witness_cmd;
 
 use std::path::PathBuf;
 
 use anyhow::{Context, Result};
-use bboard_core::checkpoint::{CosignaturePolicy, NoteVerifier};
+use bboard_core::checkpoint::NoteVerifier;
 use bboard_core::receipt::Receipt;
 use clap::{Parser, Subcommand};
 
@@ -69,6 +73,16 @@ enum Command {
     Tally(election::cli::ReadArgs),
     /// Re-checks a whole election from the board; fails on any failure.
     VerifyElection(election::cli::ReadArgs),
+    /// Audits every node's checkpoints against the k-of-n policy, the last audit and
+    /// each other; writes evidence files. Exit 0: OK, 2: findings, 3: incomplete.
+    Audit(audit_cmds::AuditArgs),
+    /// Re-checks an evidence file written by `bboard audit` and names the culprits.
+    VerifyEvidence(audit_cmds::VerifyEvidenceArgs),
+    /// Independent witness: `serve` cosigns consistent checkpoints, `feed` sends one.
+    Witness(witness_cmd::WitnessArgs),
+    /// Lists (or with --watch follows) the nodes' censorship alarms, each verified.
+    /// Exit 0: none active, 2: active alarms, 3: something could not be checked.
+    Alarms(alarm_cmds::AlarmsArgs),
 }
 
 #[derive(clap::Args)]
@@ -76,15 +90,8 @@ struct VerifyReceiptArgs {
     /// Receipt file (JSON) as written by `bboard demo` or a terminal.
     #[arg(long)]
     receipt: PathBuf,
-    /// File with one trusted node verifier key (`name+keyid+base64`) per line.
-    #[arg(long)]
-    keys: PathBuf,
-    /// Origin (board name) the checkpoint must carry.
-    #[arg(long)]
-    origin: String,
-    /// Signatures required (k of n); default: a majority of the keys.
-    #[arg(long)]
-    threshold: Option<usize>,
+    #[command(flatten)]
+    policy: audit_cmds::PolicyArgs,
 }
 
 /// Logs go to stderr; `RUST_LOG` overrides the default (info for servers, warnings
@@ -92,6 +99,7 @@ struct VerifyReceiptArgs {
 fn init_logging(command: &Command) {
     let default = match command {
         Command::Node(_) => "info,openraft=warn,sled=warn",
+        Command::Witness(_) => "info",
         // A local cluster starts its nodes one by one: openraft's "unreachable" errors
         // during start-up are expected there.
         Command::Devcluster(_) => "warn,bboard_node=info,openraft=off",
@@ -115,7 +123,7 @@ fn main() -> std::process::ExitCode {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
             eprintln!("error: {error:#}");
-            std::process::ExitCode::FAILURE
+            std::process::ExitCode::from(audit_cmds::exit_code(&error))
         }
     }
 }
@@ -141,6 +149,10 @@ fn run(cli: Cli) -> Result<()> {
         Command::Results(args) => election::cli::run_results(args),
         Command::Tally(args) => election::cli::run_tally(args),
         Command::VerifyElection(args) => election::cli::run_verify(args),
+        Command::Audit(args) => audit_cmds::run_audit(args),
+        Command::VerifyEvidence(args) => audit_cmds::run_verify_evidence(args),
+        Command::Witness(args) => witness_cmd::run(args),
+        Command::Alarms(args) => alarm_cmds::run(args),
     }
 }
 
@@ -163,12 +175,7 @@ fn verify_receipt(args: VerifyReceiptArgs) -> Result<()> {
         .with_context(|| format!("reading receipt {}", args.receipt.display()))?;
     let receipt: Receipt = serde_json::from_str(&text)
         .with_context(|| format!("parsing receipt {}", args.receipt.display()))?;
-    let keys = read_verifier_keys(&args.keys)?;
-    let policy = match args.threshold {
-        Some(k) => CosignaturePolicy::new(&args.origin, keys, k),
-        None => CosignaturePolicy::majority(&args.origin, keys),
-    }
-    .context("building the cosignature policy")?;
+    let policy = args.policy.policy()?;
     let verified = receipt
         .verify(&policy)
         .with_context(|| format!("receipt {} is NOT valid", args.receipt.display()))?;

@@ -1,4 +1,4 @@
-//! `bboard node init|run`, `bboard genesis` and `bboard devcluster`.
+//! `bboard node init|run|rebuild|campaign`, `bboard genesis` and `bboard devcluster`.
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -13,6 +13,7 @@ use bboard_node::runtime::{start, RunningNode};
 use bboard_proto::v1::board_client::BoardClient;
 use ed25519_dalek::SigningKey;
 
+use crate::admin::{AdminRpcError, AdminSubcommand};
 use crate::keys::{generate_key, read_private_key, write_private_key};
 
 #[derive(clap::Args)]
@@ -31,6 +32,51 @@ enum NodeCommand {
         #[arg(long)]
         config: PathBuf,
     },
+    /// Rebuilds a node whose store was found edited or corrupt: removes its old id
+    /// from the voters, moves its data aside, gives it a new id and has it rejoin
+    /// from its peers (see docs/OPERATIONS.md).
+    Rebuild(RebuildArgs),
+    /// Makes a node start an election now; with `--depose`, it also refuses to
+    /// follow the current leader (same as `bboard admin campaign`).
+    Campaign {
+        /// The node's gRPC endpoint, `HOST:PORT`.
+        #[arg(long)]
+        endpoint: String,
+        /// Admin private key file (hex seed).
+        #[arg(long)]
+        admin_key: PathBuf,
+        #[command(flatten)]
+        campaign: crate::admin::CampaignArgs,
+    },
+}
+
+#[derive(clap::Args)]
+struct RebuildArgs {
+    /// The broken node's config.toml (rewritten with the new id; the old one is kept
+    /// beside it as `config.toml.before-rebuild-<unix time>`).
+    #[arg(long)]
+    config: PathBuf,
+    /// The node's new Raft id: ids are never reused, so it must differ from every id
+    /// in the config's peers.
+    #[arg(long)]
+    new_node_id: u64,
+    /// A healthy node's gRPC endpoint (the leader is found from it).
+    #[arg(long)]
+    endpoint: String,
+    /// Admin private key file (hex seed) accepted by the cluster.
+    #[arg(long)]
+    admin_key: PathBuf,
+    /// Voters after the old id is removed, comma separated (default: every peer id
+    /// of the config except the old one).
+    #[arg(long, value_delimiter = ',', num_args = 1..)]
+    voters: Option<Vec<u64>>,
+    /// Start the node in this process and keep running it after it rejoined
+    /// (otherwise start it yourself with `bboard node run`; this command waits).
+    #[arg(long)]
+    run: bool,
+    /// How long to wait for the node to answer and for each membership step.
+    #[arg(long, default_value_t = 300)]
+    timeout_secs: u64,
 }
 
 #[derive(clap::Args)]
@@ -143,6 +189,23 @@ pub fn run(args: NodeArgs) -> Result<()> {
             println!("Share the verifier key with the other organisations; list every node under [[peers]].");
             Ok(())
         }
+        NodeCommand::Rebuild(args) => rebuild(args),
+        NodeCommand::Campaign {
+            endpoint,
+            admin_key,
+            campaign,
+        } => {
+            let key = read_private_key(&admin_key)?;
+            let command = AdminSubcommand::Campaign(campaign);
+            let message = runtime()?.block_on(crate::admin::send(
+                &endpoint,
+                &key,
+                &command,
+                Duration::from_secs(30),
+            ))?;
+            println!("{message}");
+            Ok(())
+        }
         NodeCommand::Run { config } => {
             let config = NodeConfig::load(&config)?;
             runtime()?.block_on(async {
@@ -160,6 +223,238 @@ pub fn run(args: NodeArgs) -> Result<()> {
     }
 }
 
+/// Seconds since the Unix epoch (0 if the clock is before it).
+fn unix_secs() -> u64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
+}
+
+/// The new configuration of a rebuilt node: `new_id` instead of the old id (same
+/// address, key and organisation), no initial voters (it joins as a learner).
+/// `raw` is the configuration as written (relative paths kept).
+fn rebuilt_config(raw: &NodeConfig, new_id: u64) -> Result<NodeConfig> {
+    let old_id = raw.node_id;
+    if new_id == old_id {
+        bail!("the new node id must differ from the old one ({old_id}): ids are never reused");
+    }
+    if raw.peers.iter().any(|p| p.id == new_id) {
+        bail!("node id {new_id} is already listed in peers: ids are never reused");
+    }
+    let mut config = raw.clone();
+    config.node_id = new_id;
+    config.initial_voters.clear();
+    for peer in &mut config.peers {
+        if peer.id == old_id {
+            peer.id = new_id;
+        }
+    }
+    config
+        .validate()
+        .context("the rebuilt configuration is invalid")?;
+    Ok(config)
+}
+
+/// Asks the node at `endpoint` who leads; returns the leader's address (or
+/// `endpoint` itself when it leads or does not know).
+async fn leader_address(endpoint: &str) -> Result<String> {
+    let mut client = BoardClient::connect(format!("http://{endpoint}"))
+        .await
+        .with_context(|| format!("connecting to {endpoint}"))?;
+    let status = client
+        .status(pb::StatusRequest {})
+        .await
+        .with_context(|| format!("status of {endpoint}"))?
+        .into_inner();
+    Ok(
+        if status.leader_address.is_empty() || status.role == "leader" {
+            endpoint.to_string()
+        } else {
+            status.leader_address
+        },
+    )
+}
+
+/// Sends an admin command to the current leader (found from `endpoint`), retrying
+/// while leadership moves; returns the leader's message.
+async fn send_to_leader(
+    endpoint: &str,
+    key: &SigningKey,
+    command: &AdminSubcommand,
+    timeout: Duration,
+) -> Result<String> {
+    let started = tokio::time::Instant::now();
+    loop {
+        let leader = leader_address(endpoint).await?;
+        match crate::admin::send(&leader, key, command, timeout).await {
+            Ok(message) => return Ok(message),
+            Err(error)
+                if error
+                    .downcast_ref::<AdminRpcError>()
+                    .is_some_and(|e| e.code == tonic::Code::FailedPrecondition)
+                    && started.elapsed() < timeout =>
+            {
+                tracing::info!(%error, "not the leader any more; retrying");
+                tokio::time::sleep(Duration::from_millis(500)).await;
+            }
+            Err(error) => return Err(error),
+        }
+    }
+}
+
+/// Waits until the node at `address` answers as node `id`.
+async fn wait_for_node(address: &str, id: u64, timeout: Duration) -> Result<()> {
+    let started = tokio::time::Instant::now();
+    loop {
+        let answered = async {
+            let mut client = BoardClient::connect(format!("http://{address}")).await?;
+            let status = client.status(pb::StatusRequest {}).await?.into_inner();
+            anyhow::Ok(status.node_id)
+        };
+        if let Ok(Ok(node_id)) = tokio::time::timeout(Duration::from_secs(2), answered).await {
+            if node_id == id {
+                return Ok(());
+            }
+        }
+        if started.elapsed() > timeout {
+            bail!("node {id} did not answer on {address} within {timeout:?}");
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+}
+
+/// `bboard node rebuild`: see [`NodeCommand::Rebuild`] and docs/OPERATIONS.md.
+fn rebuild(args: RebuildArgs) -> Result<()> {
+    // Load (resolved paths, validated) and raw (as written, to rewrite).
+    let config = NodeConfig::load(&args.config)?;
+    let text = std::fs::read_to_string(&args.config)
+        .with_context(|| format!("reading {}", args.config.display()))?;
+    let raw: NodeConfig =
+        toml::from_str(&text).with_context(|| format!("parsing {}", args.config.display()))?;
+    let old_id = config.node_id;
+    let new_config = rebuilt_config(&raw, args.new_node_id)?;
+    let address = config
+        .own_peer()
+        .map(|p| p.address.clone())
+        .context("the node is not listed in its own peers")?;
+    let voters: Vec<u64> = match args.voters {
+        Some(voters) => voters,
+        None => config
+            .peers
+            .iter()
+            .map(|p| p.id)
+            .filter(|id| *id != old_id)
+            .collect(),
+    };
+    if voters.is_empty() || voters.contains(&old_id) || voters.contains(&args.new_node_id) {
+        bail!(
+            "--voters must be the remaining voters, without node {old_id} or {}",
+            args.new_node_id
+        );
+    }
+    let key = read_private_key(&args.admin_key)?;
+    let timeout = Duration::from_secs(args.timeout_secs.max(1));
+    let runtime = runtime()?;
+
+    println!("1. removing node {old_id} from the voters (voters {voters:?})");
+    let message = runtime.block_on(send_to_leader(
+        &args.endpoint,
+        &key,
+        &AdminSubcommand::ChangeMembership {
+            voters: voters.clone(),
+        },
+        timeout,
+    ))?;
+    println!("   {message}");
+
+    let stamp = unix_secs();
+    if config.data_dir.exists() {
+        let mut aside = config.data_dir.clone().into_os_string();
+        aside.push(format!(".broken-{stamp}"));
+        let aside = PathBuf::from(aside);
+        std::fs::rename(&config.data_dir, &aside).with_context(|| {
+            format!(
+                "moving {} aside to {}",
+                config.data_dir.display(),
+                aside.display()
+            )
+        })?;
+        println!(
+            "2. moved the data directory aside (kept for forensics): {}",
+            aside.display()
+        );
+    } else {
+        println!(
+            "2. no data directory at {}: nothing to move aside",
+            config.data_dir.display()
+        );
+    }
+
+    let mut backup = args.config.clone().into_os_string();
+    backup.push(format!(".before-rebuild-{stamp}"));
+    let backup = PathBuf::from(backup);
+    std::fs::copy(&args.config, &backup)
+        .with_context(|| format!("keeping the old config as {}", backup.display()))?;
+    write_config(&args.config, &new_config)?;
+    let new_id = args.new_node_id;
+    println!(
+        "3. {} now says node id {new_id} (old config kept as {}); the key is unchanged",
+        args.config.display(),
+        backup.display()
+    );
+
+    runtime.block_on(async {
+        let running = if args.run {
+            let loaded = NodeConfig::load(&args.config)?;
+            let node = start(loaded)
+                .await
+                .with_context(|| format!("starting node {new_id}"))?;
+            println!(
+                "4. node {new_id} started, serving gRPC on {}",
+                node.local_addr
+            );
+            Some(node)
+        } else {
+            println!(
+                "4. start the node now: bboard node run --config {}
+   waiting for it on {address} …",
+                args.config.display()
+            );
+            wait_for_node(&address, new_id, timeout).await?;
+            None
+        };
+        println!("5. adding node {new_id} as a learner; it catches up from its peers");
+        let message = send_to_leader(
+            &args.endpoint,
+            &key,
+            &AdminSubcommand::AddLearner {
+                id: new_id,
+                address: address.clone(),
+            },
+            timeout,
+        )
+        .await?;
+        println!("   {message}");
+        let mut all = voters.clone();
+        all.push(new_id);
+        let message = send_to_leader(
+            &args.endpoint,
+            &key,
+            &AdminSubcommand::ChangeMembership { voters: all },
+            timeout,
+        )
+        .await?;
+        println!("   {message}");
+        println!("node {new_id} (formerly {old_id}) is a voter again");
+        if let Some(node) = running {
+            wait_for_stop_signal().await;
+            println!("stopping");
+            node.shutdown().await;
+        }
+        Ok(())
+    })
+}
+
 /// A multi-threaded tokio runtime for the commands that talk to nodes.
 pub fn runtime() -> Result<tokio::runtime::Runtime> {
     tokio::runtime::Builder::new_multi_thread()
@@ -168,7 +463,7 @@ pub fn runtime() -> Result<tokio::runtime::Runtime> {
         .context("starting the async runtime")
 }
 
-async fn wait_for_stop_signal() {
+pub(crate) async fn wait_for_stop_signal() {
     #[cfg(unix)]
     {
         let mut term =

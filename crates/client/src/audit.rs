@@ -18,6 +18,11 @@
 //! is checked with [`verify_evidence`] before it is reported, so the report never
 //! contains evidence that `bboard verify-evidence` would reject.
 //!
+//! Censorship is audited too ([`crate::censorship`]): every node's active alarms are
+//! collected and verified; an alarm whose envelope is absent from the board (no node
+//! has it) and whose signer is registered on the cosigned board is a finding, with a
+//! [`Evidence::Censorship`] file (the alarm and the cosigned reference checkpoint).
+//!
 //! The caller keeps an [`AuditState`] (the last cosigned checkpoint seen) in a JSON
 //! file between runs: a board that later shows a history not extending it is caught.
 
@@ -37,6 +42,8 @@ use bboard_merkle::{
 use serde::{Deserialize, Serialize};
 
 use crate::{parse_hashes, request, BoardClient, ClientError, ClientOptions};
+
+pub use crate::censorship::{check_censorship_evidence, CensorshipCheckError, CensorshipConfirmed};
 
 /// Version of the audit state JSON written by this code.
 pub const AUDIT_STATE_VERSION: u32 = 1;
@@ -1050,9 +1057,69 @@ pub async fn audit_with_options(
             book.tree = Some(tree);
         }
     }
-    let report = compare(policy, previous.as_deref(), &observations, &book);
+    let mut report = compare(policy, previous.as_deref(), &observations, &book);
+    audit_alarms(endpoints, policy, &options, &mut report).await;
     *state = report.next_state.clone();
     report
+}
+
+/// Adds the censorship findings (see [`crate::censorship`]) to `report`.
+async fn audit_alarms(
+    endpoints: &[String],
+    policy: &CosignaturePolicy,
+    options: &ClientOptions,
+    report: &mut AuditReport,
+) {
+    use crate::censorship::{check_alarms, collect, judge, list_alarms};
+    let options = ClientOptions {
+        policy: Some(policy.clone()),
+        ..options.clone()
+    };
+    let client = match BoardClient::connect(endpoints.to_vec(), options).await {
+        Ok(client) => client,
+        Err(e) => {
+            report
+                .warnings
+                .push(format!("censorship alarms not checked: {e}"));
+            return;
+        }
+    };
+    let served = list_alarms(&client, endpoints, false).await;
+    for node in &served {
+        if let Err(reason) = &node.alarms {
+            report.warnings.push(format!(
+                "{}: could not list its censorship alarms: {reason}",
+                node.endpoint
+            ));
+        }
+    }
+    let alarms = check_alarms(policy, &served);
+    if alarms.is_empty() {
+        return;
+    }
+    let reference = report
+        .reference
+        .as_deref()
+        .and_then(|note| SignedCheckpoint::parse(note).ok())
+        .map(|signed| (signed.checkpoint().size.0, signed.checkpoint().root));
+    let facts = collect(&client, &alarms, reference).await;
+    let judgement = judge(policy, report.reference.as_deref(), &alarms, &facts);
+    let offset = report.evidence.len();
+    report.evidence.extend(judgement.evidence);
+    report
+        .findings
+        .extend(judgement.findings.into_iter().map(|mut finding| {
+            finding.evidence = finding.evidence.map(|i| i + offset);
+            finding
+        }));
+    report.warnings.extend(judgement.warnings);
+    report.verdict = if !report.findings.is_empty() {
+        AuditVerdict::Findings
+    } else if !report.warnings.is_empty() || report.reference.is_none() {
+        AuditVerdict::Incomplete
+    } else {
+        AuditVerdict::Ok
+    };
 }
 
 /// A raw consistency proof from one node (checked later, against signed roots).

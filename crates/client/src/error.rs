@@ -42,7 +42,7 @@ pub enum ClientError {
         message: String,
     },
     /// Every attempt failed with a transient error until the time budget ran out.
-    #[error("gave up after {attempts} attempt(s) in {elapsed:?}; last error: {last}")]
+    #[error("gave up after {attempts} attempt(s) in {elapsed:?} (tried {}); last error: {last}", tried.join(", "))]
     Timeout {
         /// Calls made.
         attempts: u32,
@@ -50,6 +50,8 @@ pub enum ClientError {
         elapsed: Duration,
         /// Description of the last failure.
         last: String,
+        /// The nodes tried, in the order first tried.
+        tried: Vec<String>,
     },
     /// A receipt, checkpoint, entry or proof from the board does not verify. Never
     /// retried nor ignored: a node served something its signatures do not back.

@@ -13,6 +13,12 @@
 //!   `duplicate = true`. Errors where the board judged the request
 //!   (`INVALID_ARGUMENT`, `PERMISSION_DENIED`, `FAILED_PRECONDITION`, …) are returned at
 //!   once as [`ClientError::Rejected`].
+//! - **Routing around a censoring leader.** A write that gets no receipt from the
+//!   leader within its retry budget ([`ClientOptions::leader_attempts`] attempts) is
+//!   sent, unchanged, to the other configured nodes in turn — other organisations'
+//!   nodes, which forward it to the leader, remember it and raise a signed censorship
+//!   alarm if it does not land by their inclusion deadline. One envelope is one leaf
+//!   however many nodes it went through.
 //! - **Leader discovery.** Writes go preferably to the Raft leader (found with
 //!   `Status` on every configured node, see [`BoardClient::discover_leader`]); any
 //!   node would do, since followers forward writes, but going to the leader saves a hop.
@@ -44,6 +50,7 @@
 #![forbid(unsafe_code)]
 
 pub mod audit;
+pub mod censorship;
 mod error;
 
 use std::future::Future;
@@ -52,7 +59,7 @@ use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use bboard_core::checkpoint::{CosignaturePolicy, SignedCheckpoint, VerifiedCheckpoint};
-use bboard_core::envelope::SignedEnvelope;
+use bboard_core::envelope::{EnvelopeId, SignedEnvelope};
 use bboard_core::leaf::{decode_leaf, leaf_hash, LeafRecord};
 use bboard_core::pb;
 use bboard_core::receipt::{Receipt, VerifiedReceipt, MAX_PROOF_HASHES};
@@ -88,6 +95,13 @@ pub struct ClientOptions {
     pub initial_backoff: Duration,
     /// Longest pause between two attempts.
     pub max_backoff: Duration,
+    /// Attempts a write makes on the node believed to be the leader before it sends
+    /// the same envelope to the other configured nodes in turn (at least 1). A leader
+    /// that gives no receipt in time may be slow — or may be censoring the entry:
+    /// another organisation's node forwards the envelope and, if it still does not
+    /// land, raises a signed censorship alarm. Appends are idempotent, so the detour
+    /// never makes two leaves.
+    pub leader_attempts: u32,
 }
 
 impl Default for ClientOptions {
@@ -99,6 +113,7 @@ impl Default for ClientOptions {
             policy: None,
             initial_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(2),
+            leader_attempts: 2,
         }
     }
 }
@@ -157,6 +172,18 @@ pub struct VerifiedInclusion {
     pub checkpoint: VerifiedCheckpoint,
     /// The signed note of that checkpoint.
     pub signed_checkpoint: SignedCheckpoint,
+}
+
+/// An envelope found on the board by its id, with a verified inclusion proof.
+#[derive(Clone, Debug)]
+pub struct EnvelopeOnBoard {
+    /// The entry holding the envelope (checked: leaf hash, canonical leaf, signature,
+    /// and the envelope id asked for).
+    pub entry: Entry,
+    /// Its inclusion proof, verified against a k-of-n checkpoint.
+    pub inclusion: VerifiedInclusion,
+    /// The node that answered.
+    pub endpoint: String,
 }
 
 /// A consistency proof that verified between two policy-verified checkpoints.
@@ -463,8 +490,14 @@ impl BoardClient {
         let deadline = start + self.options.total_timeout;
         let mut backoff = self.options.initial_backoff;
         let mut attempts = 0u32;
+        let mut leader_failures = 0u32;
+        let mut tried: Vec<String> = Vec::new();
         loop {
             let (index, address, client) = self.pick(prefer_leader)?;
+            let to_leader = prefer_leader && self.lock().leader == Some(index);
+            if !tried.contains(&address) {
+                tried.push(address.clone());
+            }
             let budget = if attempts == 0 {
                 self.options.per_request_timeout
             } else {
@@ -484,13 +517,21 @@ impl BoardClient {
                 Ok(Err(status)) => return Err(ClientError::from_status(&address, &status)),
                 Err(_) => format!("{address}: no answer within {budget:?}"),
             };
-            self.failed(index);
+            if to_leader {
+                leader_failures += 1;
+            }
+            // The leader keeps its retry budget; after it, the same request goes to
+            // the other nodes in turn (round robin from the node after the leader).
+            if !to_leader || leader_failures >= self.options.leader_attempts.max(1) {
+                self.failed(index);
+            }
             let now = Instant::now();
             if now + backoff >= deadline {
                 return Err(ClientError::Timeout {
                     attempts,
                     elapsed: now - start,
                     last,
+                    tried,
                 });
             }
             tokio::time::sleep(backoff).await;
@@ -841,17 +882,27 @@ impl BoardClient {
     ) -> Result<VerifiedInclusion, ClientError> {
         let requested = tree_size.unwrap_or(0);
         let (endpoint, response) = self
-            .call(false, |mut client, timeout| {
-                let message = pb::GetInclusionProofRequest {
-                    leaf: Some(leaf.clone()),
-                    tree_size: requested,
-                };
-                async move { client.get_inclusion_proof(request(message, timeout)).await }
+            .call(false, |client, timeout| {
+                inclusion_call(client, timeout, leaf.clone(), requested)
             })
             .await?;
+        self.verify_inclusion_response(&endpoint, response, leaf_hash, expected_index, requested)
+            .await
+    }
+
+    /// Checks a node's inclusion proof of `leaf_hash` against a policy-verified
+    /// checkpoint of the proof's tree size.
+    async fn verify_inclusion_response(
+        &self,
+        endpoint: &str,
+        response: pb::InclusionProofResponse,
+        leaf_hash: Hash,
+        expected_index: Option<u64>,
+        requested: u64,
+    ) -> Result<VerifiedInclusion, ClientError> {
         if requested != 0 && response.tree_size != requested {
             return Err(invalid(
-                &endpoint,
+                endpoint,
                 format!(
                     "asked for a proof in size {requested}, got size {}",
                     response.tree_size
@@ -861,7 +912,7 @@ impl BoardClient {
         if let Some(index) = expected_index {
             if response.leaf_index != index {
                 return Err(invalid(
-                    &endpoint,
+                    endpoint,
                     format!(
                         "asked for a proof of entry {index}, got entry {}",
                         response.leaf_index
@@ -869,9 +920,9 @@ impl BoardClient {
                 ));
             }
         }
-        let proof = parse_hashes(&endpoint, "inclusion proof", &response.proof)?;
+        let proof = parse_hashes(endpoint, "inclusion proof", &response.proof)?;
         let (signed, checkpoint) = self
-            .verified_checkpoint_of(&endpoint, response.tree_size, &response.signed_checkpoint)
+            .verified_checkpoint_of(endpoint, response.tree_size, &response.signed_checkpoint)
             .await?;
         verify_inclusion(
             &Blake3Hasher,
@@ -890,6 +941,93 @@ impl BoardClient {
             checkpoint,
             signed_checkpoint: signed,
         })
+    }
+
+    /// Is this envelope on the board? Asks a node (with the usual failover) for the
+    /// leaf holding envelope `id` and returns it with an inclusion proof in the tree of
+    /// `tree_size` (`None`: the node's latest checkpoint), both verified: the entry's
+    /// envelope has this id, and the proof verifies against a policy-verified (k-of-n)
+    /// checkpoint. `Ok(None)` when the node answering says `NOT_FOUND` — a claim of
+    /// that node about its applied board, not a proof of absence. Needs a policy.
+    pub async fn inclusion_proof_by_envelope_id(
+        &self,
+        id: &EnvelopeId,
+        tree_size: Option<u64>,
+    ) -> Result<Option<EnvelopeOnBoard>, ClientError> {
+        self.envelope_lookup(None, id, tree_size).await
+    }
+
+    /// Like [`Self::inclusion_proof_by_envelope_id`], asking only the node at
+    /// `endpoint` (configured or not, no retry); signatures for the checkpoint are
+    /// still gathered from every configured node. Used to ask each node in turn.
+    pub async fn inclusion_proof_by_envelope_id_on(
+        &self,
+        endpoint: &str,
+        id: &EnvelopeId,
+        tree_size: Option<u64>,
+    ) -> Result<Option<EnvelopeOnBoard>, ClientError> {
+        self.envelope_lookup(Some(endpoint), id, tree_size).await
+    }
+
+    async fn envelope_lookup(
+        &self,
+        target: Option<&str>,
+        id: &EnvelopeId,
+        tree_size: Option<u64>,
+    ) -> Result<Option<EnvelopeOnBoard>, ClientError> {
+        self.policy()?;
+        let requested = tree_size.unwrap_or(0);
+        let leaf = pb::get_inclusion_proof_request::Leaf::EnvelopeId(id.0.to_vec());
+        let answer = match target {
+            Some(endpoint) => self
+                .call_once(endpoint, |client, timeout| {
+                    inclusion_call(client, timeout, leaf, requested)
+                })
+                .await
+                .map(|response| (endpoint.to_string(), response)),
+            None => {
+                self.call(false, |client, timeout| {
+                    inclusion_call(client, timeout, leaf.clone(), requested)
+                })
+                .await
+            }
+        };
+        let (endpoint, response) = match answer {
+            Ok(answer) => answer,
+            Err(e) if e.code() == Some(tonic::Code::NotFound) => return Ok(None),
+            Err(e) => return Err(e),
+        };
+        let index = response.leaf_index;
+        let entry = self
+            .call_once(&endpoint, |mut client, timeout| async move {
+                client
+                    .get_entry(request(pb::GetEntryRequest { index }, timeout))
+                    .await
+            })
+            .await?;
+        if entry.index != index {
+            return Err(invalid(
+                &endpoint,
+                format!("asked for entry {index}, got entry {}", entry.index),
+            ));
+        }
+        let entry = entry_from_proto(&endpoint, entry)?;
+        if entry.leaf.envelope.id() != *id {
+            return Err(ClientError::Verification(
+                bboard_core::Error::InvalidReceipt(format!(
+                    "{endpoint} says envelope {id} is entry {index}, but entry {index} holds envelope {}",
+                    entry.leaf.envelope.id()
+                )),
+            ));
+        }
+        let inclusion = self
+            .verify_inclusion_response(&endpoint, response, entry.leaf_hash, Some(index), requested)
+            .await?;
+        Ok(Some(EnvelopeOnBoard {
+            entry,
+            inclusion,
+            endpoint,
+        }))
     }
 
     /// Consistency proof from tree size `old_size` to `new_size` (0: the latest
@@ -1002,6 +1140,20 @@ fn event_from_proto(
         Some(Event::Alarm(alarm)) => Ok(BoardEvent::Alarm(Box::new(alarm))),
         None => Err(invalid(endpoint, "watch event without content")),
     }
+}
+
+/// One `GetInclusionProof` call.
+async fn inclusion_call(
+    mut client: Grpc,
+    timeout: Duration,
+    leaf: pb::get_inclusion_proof_request::Leaf,
+    tree_size: u64,
+) -> Result<tonic::Response<pb::InclusionProofResponse>, tonic::Status> {
+    let message = pb::GetInclusionProofRequest {
+        leaf: Some(leaf),
+        tree_size,
+    };
+    client.get_inclusion_proof(request(message, timeout)).await
 }
 
 /// Whether two `host:port` / URI strings name the same address.

@@ -72,6 +72,12 @@ struct FakeBoard {
     state: Arc<Mutex<FakeState>>,
     append_calls: Arc<AtomicUsize>,
     signers: Arc<Vec<NoteSigner>>,
+    /// A censoring leader: every append is recorded, never appended, and answered
+    /// UNAVAILABLE after this delay (longer than the client's per-request timeout:
+    /// no answer in time at all).
+    censor: Option<Duration>,
+    /// This node says it is a follower (whatever the shared state says).
+    says_follower: bool,
 }
 
 impl FakeBoard {
@@ -89,6 +95,20 @@ impl FakeBoard {
             })),
             append_calls: Arc::new(AtomicUsize::new(0)),
             signers: Arc::new(node_signers()),
+            censor: None,
+            says_follower: false,
+        }
+    }
+
+    /// Another node of the same board (shared state), a follower, with its own call
+    /// counter.
+    fn other_node(&self) -> Self {
+        FakeBoard {
+            state: self.state.clone(),
+            append_calls: Arc::new(AtomicUsize::new(0)),
+            signers: self.signers.clone(),
+            censor: None,
+            says_follower: true,
         }
     }
 
@@ -188,11 +208,16 @@ impl Board for FakeBoard {
         request: Request<pb::AppendRequest>,
     ) -> Result<Response<pb::AppendResponse>, Status> {
         self.append_calls.fetch_add(1, Ordering::SeqCst);
-        let mut state = self.state.lock().unwrap();
         let envelope = request
             .into_inner()
             .envelope
             .ok_or_else(|| Status::invalid_argument("no envelope"))?;
+        if let Some(delay) = self.censor {
+            self.state.lock().unwrap().received.push(envelope.clone());
+            tokio::time::sleep(delay).await;
+            return Err(Status::unavailable("no receipt yet; retry"));
+        }
+        let mut state = self.state.lock().unwrap();
         state.received.push(envelope.clone());
         if state.unavailable > 0 {
             state.unavailable -= 1;
@@ -293,6 +318,16 @@ impl Board for FakeBoard {
                 .position(|d| leaf_hash(d).as_bytes() == h.as_slice())
                 .ok_or_else(|| Status::not_found("unknown leaf hash"))?
                 as u64,
+            Some(pb::get_inclusion_proof_request::Leaf::EnvelopeId(id)) => {
+                let id = EnvelopeId(
+                    id.try_into()
+                        .map_err(|_| Status::invalid_argument("envelope id"))?,
+                );
+                *state
+                    .by_id
+                    .get(&id)
+                    .ok_or_else(|| Status::not_found("envelope is not on the board"))?
+            }
             None => return Err(Status::invalid_argument("no leaf")),
         };
         let mut proof: Vec<Vec<u8>> = state
@@ -367,12 +402,13 @@ impl Board for FakeBoard {
         _request: Request<pb::StatusRequest>,
     ) -> Result<Response<pb::StatusResponse>, Status> {
         let state = self.state.lock().unwrap();
+        let follower = state.follower || self.says_follower;
         Ok(Response::new(pb::StatusResponse {
             node_id: 1,
             node_name: "fake".into(),
-            role: if state.follower { "follower" } else { "leader" }.into(),
+            role: if follower { "follower" } else { "leader" }.into(),
             term: 1,
-            leader_id: u64::from(!state.follower),
+            leader_id: u64::from(!follower),
             leader_address: String::new(),
             tree_size: state.tree.size().0,
             root: state.tree.root().unwrap().as_bytes().to_vec(),
@@ -635,4 +671,146 @@ async fn watch_streams_checked_entries_and_checkpoints() {
     assert!(
         matches!(&events[2], Ok(BoardEvent::Checkpoint(c)) if c.verified.is_some() && c.is_final)
     );
+}
+
+#[tokio::test]
+async fn a_censoring_leader_is_routed_around_with_the_same_envelope() {
+    // Node A leads but never answers in time; node B (a follower of another
+    // organisation) forwards. Both serve the same board.
+    let mut leader = FakeBoard::new();
+    leader.censor = Some(Duration::from_secs(5));
+    let follower = leader.other_node();
+    let a = serve(leader.clone()).await;
+    let b = serve(follower.clone()).await;
+    let client = BoardClient::connect(
+        vec![a.clone(), b.clone()],
+        ClientOptions {
+            per_request_timeout: Duration::from_millis(300),
+            leader_attempts: 2,
+            ..options(Some(policy()))
+        },
+    )
+    .await
+    .unwrap();
+    assert_eq!(client.discover_leader().await, Some(a.clone()));
+    let envelope = note("censored by A");
+    let result = client.append(&envelope).await.unwrap();
+    assert_eq!(
+        result.endpoint, b,
+        "the receipt comes through the other node"
+    );
+    assert_eq!(
+        leader.append_calls.load(Ordering::SeqCst),
+        2,
+        "the leader gets its retry budget, no more"
+    );
+    assert_eq!(follower.append_calls.load(Ordering::SeqCst), 1);
+    let received = leader.state.lock().unwrap().received.clone();
+    assert_eq!(received.len(), 3);
+    assert!(received.iter().all(|e| *e == envelope.to_proto()));
+    // One leaf, one receipt: sending it again anywhere gives the same entry.
+    let again = client.append(&envelope).await.unwrap();
+    assert!(again.duplicate);
+    assert_eq!(again.receipt.leaf_index, result.receipt.leaf_index);
+    assert_eq!(leader.state.lock().unwrap().leaves.len(), 1);
+}
+
+#[tokio::test]
+async fn a_leader_answering_unavailable_is_routed_around_after_its_budget() {
+    let leader = FakeBoard::new().with(|s| s.unavailable = 100);
+    let follower = FakeBoard::new().with(|s| s.follower = true);
+    let a = serve(leader.clone()).await;
+    let b = serve(follower.clone()).await;
+    let client = BoardClient::connect(
+        vec![a, b.clone()],
+        ClientOptions {
+            leader_attempts: 3,
+            ..options(Some(policy()))
+        },
+    )
+    .await
+    .unwrap();
+    let result = client.append(&note("route me")).await.unwrap();
+    assert_eq!(result.endpoint, b);
+    assert_eq!(leader.append_calls.load(Ordering::SeqCst), 3);
+    assert_eq!(follower.append_calls.load(Ordering::SeqCst), 1);
+}
+
+#[tokio::test]
+async fn a_timeout_names_every_node_tried() {
+    let mut leader = FakeBoard::new();
+    leader.censor = Some(Duration::from_secs(5));
+    let mut other = leader.other_node();
+    other.censor = Some(Duration::from_secs(5));
+    let (a, b) = (serve(leader).await, serve(other).await);
+    let client = BoardClient::connect(
+        vec![a.clone(), b.clone()],
+        ClientOptions {
+            per_request_timeout: Duration::from_millis(200),
+            total_timeout: Duration::from_millis(1500),
+            ..options(None)
+        },
+    )
+    .await
+    .unwrap();
+    match client.append(&note("nobody answers")).await.unwrap_err() {
+        ClientError::Timeout { mut tried, .. } => {
+            tried.sort();
+            let mut both = vec![a, b];
+            both.sort();
+            assert_eq!(tried, both);
+        }
+        other => panic!("expected a timeout, got {other:?}"),
+    }
+}
+
+#[tokio::test]
+async fn an_envelope_is_found_by_its_id_with_a_verified_proof() {
+    let board = FakeBoard::new();
+    let address = serve(board.clone()).await;
+    let client = client(vec![address.clone()], Some(policy())).await;
+    for i in 0..4 {
+        client.append(&note(&format!("e{i}"))).await.unwrap();
+    }
+    let wanted = note("e2");
+    let found = client
+        .inclusion_proof_by_envelope_id(&wanted.id(), None)
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(found.entry.index, 2);
+    assert_eq!(found.entry.leaf.envelope, wanted);
+    assert_eq!(
+        (found.inclusion.leaf_index, found.inclusion.tree_size),
+        (2, 4)
+    );
+    assert_eq!(found.endpoint, address);
+    let on = client
+        .inclusion_proof_by_envelope_id_on(&address, &wanted.id(), Some(3))
+        .await
+        .unwrap()
+        .unwrap();
+    assert_eq!(on.inclusion.tree_size, 3);
+    // Not on the board: None, not an error.
+    assert!(client
+        .inclusion_proof_by_envelope_id(&note("absent").id(), None)
+        .await
+        .unwrap()
+        .is_none());
+    // A node that serves a wrong proof is caught.
+    board.state.lock().unwrap().forgery = Forgery::WrongProof;
+    assert!(matches!(
+        client
+            .inclusion_proof_by_envelope_id(&wanted.id(), None)
+            .await,
+        Err(ClientError::Verification(_))
+    ));
+    // Without a policy there is nothing to verify against.
+    let unverified = self::client(vec![address], None).await;
+    assert!(matches!(
+        unverified
+            .inclusion_proof_by_envelope_id(&wanted.id(), None)
+            .await,
+        Err(ClientError::NoPolicy)
+    ));
 }

@@ -13,6 +13,16 @@
 //!   a consistency proof `m → n` that verifies against the cosigned root. Its signers
 //!   signed a history that is not a prefix of the board.
 //!
+//! A third kind is not about a lie but about an omission:
+//!
+//! - [`Evidence::Censorship`]: a node's signed censorship alarm (see
+//!   [`crate::alarm`]) naming an envelope it forwarded to the leader that did not reach
+//!   the board by the inclusion deadline, with a k-of-n cosigned checkpoint at least as
+//!   large as the board the alarm was raised on. Offline it proves that an
+//!   organisation stands behind the accusation and that the envelope is validly signed;
+//!   that the envelope is *still* absent is a question about the board, which an online
+//!   check answers (`bboard_client::audit::check_censorship_evidence`).
+//!
 //! Evidence is strict so that it is *tamper-evident*: every signature line of every
 //! note must be a valid signature by a trusted key (node or witness), notes must be in
 //! canonical form, hashes lowercase hex. Altering any byte of valid evidence therefore
@@ -27,25 +37,35 @@
 //! {"kind":"equivocation","version":1,"origin":"…","a":"<signed note>","b":"<signed note>"}
 //! {"kind":"not_a_prefix","version":1,"origin":"…","faulty":"<note>","honest":"<note>",
 //!  "root_at_m":"<hex>","proof":["<hex>",…]}
+//! {"kind":"censorship","version":1,"origin":"…","alarm":"<base64 CensorshipAlarm>",
+//!  "checkpoint":"<signed note, k-of-n>"}
 //! ```
 
 use std::collections::BTreeSet;
 use std::fmt;
 
+use base64::Engine as _;
 use bboard_merkle::{verify_consistency, Blake3Hasher, Hash, ProofError, TreeSize};
+use prost::Message as _;
 use serde::{Deserialize, Serialize};
 
+use crate::alarm::verify_alarm;
 use crate::checkpoint::{CosignaturePolicy, NoteVerifier, SignedCheckpoint};
+use crate::envelope::EnvelopeId;
+use crate::pb;
 use crate::receipt::MAX_PROOF_HASHES;
+
+/// Base64 (standard alphabet, padded) of the alarm protobuf in censorship evidence.
+const BASE64: base64::engine::GeneralPurpose = base64::engine::general_purpose::STANDARD;
 
 /// Version of the evidence JSON format written by this code.
 pub const EVIDENCE_VERSION: u32 = 1;
 
 /// A proof that some trusted keys signed contradictory or forked board states.
 ///
-/// Serialises to JSON with a `kind` tag (`equivocation`, `not_a_prefix`) and a
-/// `version` field; see the module documentation. Future kinds (e.g. censorship
-/// alarms) are new variants and new tags.
+/// Serialises to JSON with a `kind` tag (`equivocation`, `not_a_prefix`,
+/// `censorship`) and a `version` field; see the module documentation. Future kinds are
+/// new variants and new tags.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(try_from = "Repr", into = "Repr")]
 #[non_exhaustive]
@@ -73,6 +93,17 @@ pub enum Evidence {
         /// Lowercase hex of each hash of the consistency proof `m → n`.
         proof: Vec<String>,
     },
+    /// A node's signed alarm that an entry it forwarded did not reach the board, with a
+    /// k-of-n checkpoint of the board at audit time (at least the alarm's board size).
+    Censorship {
+        /// The board origin.
+        origin: String,
+        /// Base64 (standard, padded) of the `CensorshipAlarm` protobuf, as the node
+        /// served it.
+        alarm: String,
+        /// Signed note carrying the policy's k-of-n signatures.
+        checkpoint: String,
+    },
 }
 
 /// The serialised form: internally tagged, with the version in every kind so old
@@ -94,6 +125,12 @@ enum Repr {
         root_at_m: String,
         proof: Vec<String>,
     },
+    Censorship {
+        version: u32,
+        origin: String,
+        alarm: String,
+        checkpoint: String,
+    },
 }
 
 impl TryFrom<Repr> for Evidence {
@@ -101,7 +138,9 @@ impl TryFrom<Repr> for Evidence {
 
     fn try_from(repr: Repr) -> Result<Self, EvidenceError> {
         let version = match &repr {
-            Repr::Equivocation { version, .. } | Repr::NotAPrefix { version, .. } => *version,
+            Repr::Equivocation { version, .. }
+            | Repr::NotAPrefix { version, .. }
+            | Repr::Censorship { version, .. } => *version,
         };
         if version != EVIDENCE_VERSION {
             return Err(EvidenceError::UnsupportedVersion(version));
@@ -121,6 +160,16 @@ impl TryFrom<Repr> for Evidence {
                 honest,
                 root_at_m,
                 proof,
+            },
+            Repr::Censorship {
+                origin,
+                alarm,
+                checkpoint,
+                ..
+            } => Evidence::Censorship {
+                origin,
+                alarm,
+                checkpoint,
             },
         })
     }
@@ -149,6 +198,16 @@ impl From<Evidence> for Repr {
                 root_at_m,
                 proof,
             },
+            Evidence::Censorship {
+                origin,
+                alarm,
+                checkpoint,
+            } => Repr::Censorship {
+                version: EVIDENCE_VERSION,
+                origin,
+                alarm,
+                checkpoint,
+            },
         }
     }
 }
@@ -170,15 +229,49 @@ impl Evidence {
         match self {
             Evidence::Equivocation { .. } => "equivocation",
             Evidence::NotAPrefix { .. } => "not_a_prefix",
+            Evidence::Censorship { .. } => "censorship",
         }
     }
 
     /// The origin the evidence is about.
     pub fn origin(&self) -> &str {
         match self {
-            Evidence::Equivocation { origin, .. } | Evidence::NotAPrefix { origin, .. } => origin,
+            Evidence::Equivocation { origin, .. }
+            | Evidence::NotAPrefix { origin, .. }
+            | Evidence::Censorship { origin, .. } => origin,
         }
     }
+
+    /// Censorship evidence from an alarm as a node served it and a k-of-n cosigned
+    /// checkpoint (bring it into canonical form with [`canonical_note`] first).
+    pub fn censorship(origin: &str, alarm: &pb::CensorshipAlarm, checkpoint: String) -> Self {
+        Evidence::Censorship {
+            origin: origin.to_string(),
+            alarm: BASE64.encode(alarm.encode_to_vec()),
+            checkpoint,
+        }
+    }
+}
+
+/// The alarm inside censorship evidence: canonical base64 of a canonically encoded
+/// `CensorshipAlarm`, so that no edit of the file leaves the evidence intact.
+fn decode_alarm(alarm: &str) -> Result<pb::CensorshipAlarm, EvidenceError> {
+    let bytes = BASE64
+        .decode(alarm)
+        .map_err(|e| EvidenceError::MalformedAlarm(format!("not base64: {e}")))?;
+    if BASE64.encode(&bytes) != alarm {
+        return Err(EvidenceError::MalformedAlarm(
+            "base64 is not in canonical form".into(),
+        ));
+    }
+    let decoded = pb::CensorshipAlarm::decode(bytes.as_slice())
+        .map_err(|e| EvidenceError::MalformedAlarm(format!("not a CensorshipAlarm: {e}")))?;
+    if decoded.encode_to_vec() != bytes {
+        return Err(EvidenceError::MalformedAlarm(
+            "the CensorshipAlarm is not canonically encoded".into(),
+        ));
+    }
+    Ok(decoded)
 }
 
 /// Names one of the notes inside a piece of evidence, for error messages.
@@ -193,6 +286,8 @@ pub enum NoteRole {
     Faulty,
     /// `honest` of a not-a-prefix.
     Honest,
+    /// `checkpoint` of a censorship.
+    Checkpoint,
 }
 
 impl fmt::Display for NoteRole {
@@ -202,6 +297,7 @@ impl fmt::Display for NoteRole {
             NoteRole::B => "b",
             NoteRole::Faulty => "faulty",
             NoteRole::Honest => "honest",
+            NoteRole::Checkpoint => "checkpoint",
         })
     }
 }
@@ -312,6 +408,25 @@ pub enum EvidenceError {
         /// Why it fails.
         source: ProofError,
     },
+    /// The alarm in censorship evidence is not canonical base64 of a canonically
+    /// encoded `CensorshipAlarm`.
+    #[error("the alarm is malformed: {0}")]
+    MalformedAlarm(String),
+    /// The alarm does not verify: forged, altered, by a key that is not a node of the
+    /// board, for another board, or about an envelope that is not validly signed.
+    #[error("the censorship alarm is rejected: {0}")]
+    AlarmRejected(crate::Error),
+    /// The checkpoint of censorship evidence does not satisfy the policy.
+    #[error("the checkpoint is not accepted by the policy: {0}")]
+    CheckpointNotAccepted(crate::Error),
+    /// The checkpoint of censorship evidence is older than the board the alarm saw.
+    #[error("the checkpoint (size {checkpoint}) is smaller than the board the alarm was raised on (size {alarm}): it cannot show the entry is still missing")]
+    CheckpointTooOld {
+        /// Size of the checkpoint.
+        checkpoint: u64,
+        /// Board size stated in the alarm.
+        alarm: u64,
+    },
     /// The honest tree's root at `m` is the faulty checkpoint's root: no fork.
     #[error("the faulty checkpoint's root {root} is the honest tree's root at size {size}: it is a prefix")]
     IsAPrefix {
@@ -383,6 +498,34 @@ pub enum Verdict {
         /// Culprits that also signed the cosigned checkpoint (signed two histories).
         signed_both: Vec<String>,
     },
+    /// A node states, under its signature, that an entry it forwarded to the leader did
+    /// not reach the board by the inclusion deadline.
+    Censorship {
+        /// The board.
+        origin: String,
+        /// Checkpoint key name of the node that raised the alarm.
+        raised_by: String,
+        /// The missing envelope.
+        envelope_id: EnvelopeId,
+        /// Its signer (hex Ed25519 key): the censored submitter.
+        signer: String,
+        /// Raft id of the leader the entry was (last) forwarded to.
+        forwarded_to_node: u64,
+        /// That leader's address.
+        forwarded_to_address: String,
+        /// When the raising node received the entry (Unix ms, its clock).
+        received_unix_ms: u64,
+        /// The deadline that passed.
+        deadline_unix_ms: u64,
+        /// When the alarm was raised.
+        raised_unix_ms: u64,
+        /// Board size the raising node had applied then.
+        board_size: u64,
+        /// Size of the k-of-n checkpoint in the evidence.
+        checkpoint_size: u64,
+        /// Trusted keys that signed that checkpoint.
+        checkpoint_signers: Vec<String>,
+    },
 }
 
 impl Verdict {
@@ -392,6 +535,8 @@ impl Verdict {
             Verdict::Equivocation { culprits, .. } | Verdict::NotAPrefix { culprits, .. } => {
                 culprits
             }
+            // An alarm accuses a leader (a Raft node), it does not prove a key faulty.
+            Verdict::Censorship { .. } => &[],
         }
     }
 }
@@ -458,6 +603,33 @@ impl fmt::Display for Verdict {
                     writeln!(f, "  signed both histories: {}", list(signed_both))?;
                 }
                 write!(f, "  culprits: {}", list(culprits))
+            }
+            Verdict::Censorship {
+                origin,
+                raised_by,
+                envelope_id,
+                signer,
+                forwarded_to_node,
+                forwarded_to_address,
+                received_unix_ms,
+                deadline_unix_ms,
+                raised_unix_ms,
+                board_size,
+                checkpoint_size,
+                checkpoint_signers,
+            } => {
+                writeln!(f, "CENSORSHIP ALARM on {origin}, raised by {raised_by}:")?;
+                writeln!(f, "  envelope {envelope_id} signed by {signer}")?;
+                writeln!(
+                    f,
+                    "  forwarded to leader {forwarded_to_node} ({forwarded_to_address}); received {received_unix_ms}, deadline {deadline_unix_ms}, alarm raised {raised_unix_ms} (Unix ms)"
+                )?;
+                writeln!(f, "  board size when raised: {board_size}")?;
+                write!(
+                    f,
+                    "  cosigned checkpoint of size {checkpoint_size} signed by {} (absence on the board is checked online)",
+                    list(checkpoint_signers)
+                )
             }
         }
     }
@@ -689,6 +861,40 @@ pub fn verify_evidence(
                 honest_signers: honest.signers,
                 culprits: faulty.signers,
                 signed_both,
+            })
+        }
+        Evidence::Censorship {
+            origin,
+            alarm,
+            checkpoint,
+        } => {
+            let alarm = decode_alarm(alarm)?;
+            let check = verify_alarm(&alarm, policy).map_err(EvidenceError::AlarmRejected)?;
+            let checkpoint = parse_strict(NoteRole::Checkpoint, checkpoint, origin, policy)?;
+            policy
+                .verify(&checkpoint.signed)
+                .map_err(EvidenceError::CheckpointNotAccepted)?;
+            let size = checkpoint.signed.checkpoint().size.0;
+            let statement = check.statement;
+            if size < statement.board_size {
+                return Err(EvidenceError::CheckpointTooOld {
+                    checkpoint: size,
+                    alarm: statement.board_size,
+                });
+            }
+            Ok(Verdict::Censorship {
+                origin: origin.clone(),
+                raised_by: check.raised_by.name().to_string(),
+                envelope_id: check.envelope.id(),
+                signer: hex::encode(check.envelope.signer().as_bytes()),
+                forwarded_to_node: statement.forwarded_to_node,
+                forwarded_to_address: statement.forwarded_to_address,
+                received_unix_ms: statement.received_unix_ms,
+                deadline_unix_ms: statement.deadline_unix_ms,
+                raised_unix_ms: statement.raised_unix_ms,
+                board_size: statement.board_size,
+                checkpoint_size: size,
+                checkpoint_signers: checkpoint.signers,
             })
         }
     }

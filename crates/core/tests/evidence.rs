@@ -2,10 +2,13 @@
 
 #![allow(clippy::unwrap_used, clippy::panic)] // Test code: any failure should abort the test loudly.
 
+use bboard_core::alarm::sign_alarm;
 use bboard_core::checkpoint::{Checkpoint, CosignaturePolicy, NoteSigner, SignedCheckpoint};
+use bboard_core::envelope::SignedEnvelope;
 use bboard_core::evidence::{
     canonical_note, verify_evidence, AcceptedSide, Evidence, EvidenceError, Verdict,
 };
+use bboard_core::pb;
 use bboard_core::witness::{LogState, Witness, WitnessRefusal, WitnessState};
 use bboard_core::Error;
 use bboard_merkle::{Blake3Hasher, Hash, MemoryNodeStore, MerkleTree, TreeHasher, TreeSize};
@@ -493,6 +496,198 @@ fn altered_equivocation_evidence_fails() {
 #[test]
 fn altered_not_a_prefix_evidence_fails() {
     assert_tamper_evident(&not_a_prefix(6, 10));
+}
+
+/// A terminal's note that node-2 forwarded to leader 1 and saw missing at size 5.
+fn censored_envelope() -> SignedEnvelope {
+    SignedEnvelope::sign_body(
+        &pb::EntryBody {
+            election_id: String::new(),
+            created_unix_ms: 7,
+            kind: Some(pb::entry_body::Kind::Note(pb::Note {
+                text: "dropped by the leader".into(),
+            })),
+        },
+        &SigningKey::from_bytes(&[77; 32]),
+    )
+}
+
+fn alarm_statement() -> pb::AlarmStatement {
+    pb::AlarmStatement {
+        origin: ORIGIN.into(),
+        node_name: "node-2".into(),
+        envelope: Some(censored_envelope().to_proto()),
+        received_unix_ms: 1_000,
+        deadline_unix_ms: 3_000,
+        raised_unix_ms: 5_000,
+        board_size: 5,
+        board_root: honest(5).root_at(TreeSize(5)).unwrap().as_bytes().to_vec(),
+        forwarded_to_node: 1,
+        forwarded_to_address: "127.0.0.1:7101".into(),
+    }
+}
+
+fn censorship_with(statement: &pb::AlarmStatement, by: &NoteSigner, size: u64) -> Evidence {
+    let alarm = sign_alarm(statement, by);
+    Evidence::censorship(
+        ORIGIN,
+        &alarm,
+        note_of(&honest(size), size, &[node(2), node(3)]),
+    )
+}
+
+fn censorship() -> Evidence {
+    censorship_with(&alarm_statement(), &node(2), 7)
+}
+
+#[test]
+fn censorship_evidence_names_the_node_the_envelope_and_the_leader() {
+    let verdict = verify_evidence(&censorship(), &policy()).unwrap();
+    let Verdict::Censorship {
+        raised_by,
+        envelope_id,
+        signer,
+        forwarded_to_node,
+        forwarded_to_address,
+        board_size,
+        checkpoint_size,
+        checkpoint_signers,
+        ..
+    } = &verdict
+    else {
+        panic!("expected a censorship verdict, got {verdict:?}");
+    };
+    assert_eq!(raised_by, "node-2");
+    assert_eq!(*envelope_id, censored_envelope().id());
+    assert_eq!(
+        *signer,
+        hex::encode(SigningKey::from_bytes(&[77; 32]).verifying_key().as_bytes())
+    );
+    assert_eq!(
+        (*forwarded_to_node, forwarded_to_address.as_str()),
+        (1, "127.0.0.1:7101")
+    );
+    assert_eq!((*board_size, *checkpoint_size), (5, 7));
+    assert_eq!(checkpoint_signers, &["node-2", "node-3"]);
+    assert!(verdict.culprits().is_empty());
+    let text = verdict.to_string();
+    assert!(
+        text.contains("CENSORSHIP") && text.contains("node-2"),
+        "{text}"
+    );
+    // JSON round trip, with its kind tag.
+    let json = censorship().to_json();
+    assert!(json.contains("\"kind\": \"censorship\""), "{json}");
+    assert_eq!(Evidence::from_json(&json).unwrap(), censorship());
+    assert_eq!(censorship().kind(), "censorship");
+}
+
+#[test]
+fn forged_altered_or_stale_censorship_evidence_is_rejected_with_a_reason() {
+    let p = policy();
+    let reason = |e: &Evidence| verify_evidence(e, &p).unwrap_err().to_string();
+    // Signed by a key that is not a node of the board.
+    let stranger = signer("node-2", 55);
+    let forged = censorship_with(&alarm_statement(), &stranger, 7);
+    assert!(
+        reason(&forged).contains("not a node of this board"),
+        "{}",
+        reason(&forged)
+    );
+    // Signed by node-3 but claiming to come from node-2.
+    let lying = censorship_with(&alarm_statement(), &node(3), 7);
+    assert!(reason(&lying).contains("names node"), "{}", reason(&lying));
+    // The statement altered after signing (the alarm re-encoded around it).
+    let Evidence::Censorship {
+        alarm, checkpoint, ..
+    } = censorship()
+    else {
+        unreachable!()
+    };
+    let mut decoded = pb::CensorshipAlarm::default();
+    prost::Message::merge(
+        &mut decoded,
+        base64::Engine::decode(&base64::engine::general_purpose::STANDARD, &alarm)
+            .unwrap()
+            .as_slice(),
+    )
+    .unwrap();
+    let mut statement: pb::AlarmStatement =
+        prost::Message::decode(decoded.statement.as_slice()).unwrap();
+    statement.forwarded_to_node = 3;
+    decoded.statement = prost::Message::encode_to_vec(&statement);
+    let altered = Evidence::censorship(ORIGIN, &decoded, checkpoint.clone());
+    assert!(
+        reason(&altered).contains("does not verify"),
+        "{}",
+        reason(&altered)
+    );
+    // Not canonical base64 (padding removed).
+    let unpadded = Evidence::Censorship {
+        origin: ORIGIN.into(),
+        alarm: alarm.trim_end_matches('=').to_string(),
+        checkpoint: checkpoint.clone(),
+    };
+    if unpadded != censorship() {
+        assert!(matches!(
+            verify_evidence(&unpadded, &p),
+            Err(EvidenceError::MalformedAlarm(_))
+        ));
+    }
+    let garbage = Evidence::Censorship {
+        origin: ORIGIN.into(),
+        alarm: "not base64!".into(),
+        checkpoint: checkpoint.clone(),
+    };
+    assert!(matches!(
+        verify_evidence(&garbage, &p),
+        Err(EvidenceError::MalformedAlarm(_))
+    ));
+    // A checkpoint without k-of-n signatures.
+    let weak = Evidence::Censorship {
+        origin: ORIGIN.into(),
+        alarm: alarm.clone(),
+        checkpoint: note_of(&honest(7), 7, &[node(1)]),
+    };
+    assert!(matches!(
+        verify_evidence(&weak, &p),
+        Err(EvidenceError::CheckpointNotAccepted(_))
+    ));
+    // A checkpoint older than the board the alarm saw.
+    let stale = censorship_with(&alarm_statement(), &node(2), 4);
+    assert!(matches!(
+        verify_evidence(&stale, &p),
+        Err(EvidenceError::CheckpointTooOld {
+            checkpoint: 4,
+            alarm: 5
+        })
+    ));
+    // An alarm of another board.
+    let mut foreign = alarm_statement();
+    foreign.origin = "other.board".into();
+    let foreign = censorship_with(&foreign, &node(2), 7);
+    assert!(reason(&foreign).contains("board"), "{}", reason(&foreign));
+    // Evidence for another origin than the verifier's.
+    let Evidence::Censorship {
+        alarm, checkpoint, ..
+    } = censorship()
+    else {
+        unreachable!()
+    };
+    let elsewhere = Evidence::Censorship {
+        origin: "other.board".into(),
+        alarm,
+        checkpoint,
+    };
+    assert!(matches!(
+        verify_evidence(&elsewhere, &p),
+        Err(EvidenceError::WrongOrigin { .. })
+    ));
+}
+
+#[test]
+fn altered_censorship_evidence_fails() {
+    assert_tamper_evident(&censorship());
 }
 
 proptest! {

@@ -355,7 +355,11 @@ impl AdminService {
         }
         let mut deposed = String::new();
         if command.depose_leader {
-            if let Some(current) = leader.filter(|l| *l != me) {
+            let target = match command.leader_id {
+                0 => leader,
+                named => Some(named),
+            };
+            if let Some(current) = target.filter(|l| *l != me) {
                 let distrust_ms = if command.distrust_ms == 0 {
                     DEFAULT_DISTRUST.as_millis() as u64
                 } else {
@@ -369,14 +373,26 @@ impl AdminService {
                 );
             }
         }
-        self.raft
-            .trigger()
-            .elect()
-            .await
-            .map_err(|e| stopped(me, e))?;
+        // When a named leader was already replaced, the node keeps following the new
+        // one: an election now would only disturb it.
+        let replaced = command.depose_leader
+            && command.leader_id != 0
+            && leader.is_some_and(|l| l != command.leader_id);
+        if !replaced {
+            self.raft
+                .trigger()
+                .elect()
+                .await
+                .map_err(|e| stopped(me, e))?;
+        }
         let leader = leader.map_or_else(|| "none".to_owned(), |id| id.to_string());
+        let action = if replaced {
+            "did not start an election (it already follows another leader)"
+        } else {
+            "started an election"
+        };
         Ok(format!(
-            "node {me} started an election (was term {term}, leader {leader}){deposed}"
+            "node {me} {action} (was term {term}, leader {leader}){deposed}"
         ))
     }
 }

@@ -223,6 +223,19 @@ impl BoardStore {
             .transpose()
     }
 
+    /// Values of the rules' state whose keys start with `prefix`, at most `limit`.
+    pub fn state_with_prefix(
+        &self,
+        prefix: &[u8],
+        limit: usize,
+    ) -> Result<Vec<Vec<u8>>, StoreError> {
+        let mut values = Vec::new();
+        for row in self.tree.scan_prefix(prefixed(b'x', prefix)).take(limit) {
+            values.push(row?.1.to_vec());
+        }
+        Ok(values)
+    }
+
     /// Number of committed entries rejected by the rules (a correct leader proposes none).
     pub fn rejected_count(&self) -> Result<u64, StoreError> {
         match self.tree.get(META_REJECTED)? {

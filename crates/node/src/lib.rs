@@ -13,18 +13,21 @@
 //! - [`node`]: shared state, the group-commit batcher and the cosigner loop.
 //! - [`service`]: the public `bboard.v1.Board` gRPC service.
 //! - [`inclusion`]: inclusion deadlines of forwarded entries and censorship alarms.
+//! - [`http`]: the read-only HTTP/JSON mirror, ballot tracker page, metrics, health
+//!   (HTTP/1.1 on the gRPC port).
 //! - [`fault`]: test-only misbehaviour (cargo feature `fault-injection`).
 //! - [`admin`]: the signed operator service (membership, snapshot, campaign).
 //! - [`runtime`]: starting (integrity check, Raft, gRPC + health + reflection) and
 //!   stopping a node.
 //!
-//! Not here yet: the HTTP/JSON mirror and web tracker, mTLS between nodes, metrics.
+//! Not here yet: mTLS between nodes.
 
 #![forbid(unsafe_code)]
 pub mod admin;
 pub mod board_store;
 pub mod config;
 pub mod fault;
+pub mod http;
 pub mod inclusion;
 pub mod log_store;
 pub mod network;

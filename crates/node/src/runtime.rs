@@ -251,13 +251,18 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
     let admin_service =
         crate::admin::AdminService::new(raft.clone(), admin_keys).with_distrust(distrust);
     let mut server_shutdown = shutdown_rx.clone();
-    let server = tokio::spawn(
-        tonic::transport::Server::builder()
+    // gRPC (HTTP/2) and the read-only HTTP/JSON side (HTTP/1.1) share one port.
+    let routes =
+        tonic::service::Routes::from(crate::http::router(board_service.clone(), shared.clone()))
             .add_service(health_service)
             .add_service(reflection)
             .add_service(raft_service.into_server())
             .add_service(board_service.into_server())
-            .add_service(admin_service.into_server())
+            .add_service(admin_service.into_server());
+    let server = tokio::spawn(
+        tonic::transport::Server::builder()
+            .accept_http1(true)
+            .add_routes(routes)
             .serve_with_incoming_shutdown(
                 tokio_stream::wrappers::TcpListenerStream::new(listener),
                 async move {

@@ -22,7 +22,7 @@ use std::time::Duration;
 use bboard_core::board::{BatchApplier, BoardView, Outcome, RejectCode, Rejection};
 use bboard_core::checkpoint::SignedCheckpoint;
 use bboard_core::election::tracking_code_of;
-use bboard_core::envelope::SignedEnvelope;
+use bboard_core::envelope::{EnvelopeId, SignedEnvelope};
 use bboard_core::leaf::{decode_leaf, leaf_hash, LeafRecord};
 use bboard_core::pb;
 use bboard_merkle::{Hash, LeafIndex, TreeSize};
@@ -376,7 +376,23 @@ impl Board for BoardService {
                     .map_err(internal)?
                     .ok_or_else(|| Status::not_found(format!("no leaf with hash {hash}")))?
             }
-            None => return Err(Status::invalid_argument("give a leaf index or a leaf hash")),
+            Some(pb::get_inclusion_proof_request::Leaf::EnvelopeId(id)) => {
+                let id = <[u8; 32]>::try_from(id.as_slice())
+                    .map_err(|_| Status::invalid_argument("envelope id must be 32 bytes"))?;
+                let id = EnvelopeId(id);
+                self.shared
+                    .board
+                    .find_envelope(&id)
+                    .map_err(internal)?
+                    .ok_or_else(|| {
+                        Status::not_found(format!("envelope {id} is not on the board"))
+                    })?
+            }
+            None => {
+                return Err(Status::invalid_argument(
+                    "give a leaf index, a leaf hash or an envelope id",
+                ))
+            }
         };
         let (checkpoint, _) = self.checkpoint_of_size(request.tree_size).await?;
         let size = checkpoint.checkpoint().size;

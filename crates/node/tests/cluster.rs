@@ -629,3 +629,83 @@ async fn the_leader_records_final_checkpoints_on_the_board() {
         node.shutdown().await;
     }
 }
+
+/// A plain HTTP/1.1 GET on the node's port; returns (status, body).
+async fn http_get(endpoint: &str, path: &str) -> (u16, String) {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut stream = tokio::net::TcpStream::connect(endpoint).await.unwrap();
+    let request = format!("GET {path} HTTP/1.1\r\nHost: {endpoint}\r\nConnection: close\r\n\r\n");
+    stream.write_all(request.as_bytes()).await.unwrap();
+    let mut response = Vec::new();
+    tokio::time::timeout(Duration::from_secs(10), stream.read_to_end(&mut response))
+        .await
+        .unwrap()
+        .unwrap();
+    let text = String::from_utf8_lossy(&response).to_string();
+    let status = text[9..12].parse().unwrap();
+    let body = text
+        .split_once("\r\n\r\n")
+        .map(|(_, b)| b.to_string())
+        .unwrap_or_default();
+    (status, body)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn the_http_side_mirrors_the_board_and_serves_metrics() {
+    let cluster = start_cluster(3).await;
+    let authority = SigningKey::from_bytes(&[1; 32]);
+    let genesis = SignedEnvelope::sign_body(
+        &body(
+            pb::entry_body::Kind::Genesis(pb::BoardGenesis {
+                origin: ORIGIN.into(),
+                authority_keys: vec![authority.verifying_key().as_bytes().to_vec()],
+                description: String::new(),
+            }),
+            0,
+        ),
+        &authority,
+    );
+    append(&cluster.endpoints[0], &genesis).await.unwrap();
+    append(&cluster.endpoints[0], &note(&authority, 1))
+        .await
+        .unwrap();
+    let endpoint = &cluster.endpoints[1];
+    // gRPC and HTTP share the port.
+    let (code, body) = http_get(endpoint, "/healthz").await;
+    assert_eq!((code, body.trim()), (200, "ok"));
+    let (code, body) = http_get(endpoint, "/v1/entries/1").await;
+    assert_eq!(code, 200, "{body}");
+    let entry: serde_json::Value = serde_json::from_str(&body).unwrap();
+    assert_eq!(entry["kind"], "Note");
+    assert_eq!(entry["index"], 1);
+    let (code, body) = http_get(endpoint, "/v1/checkpoint").await;
+    assert_eq!(code, 200, "{body}");
+    let checkpoint: serde_json::Value = serde_json::from_str(&body).unwrap();
+    let note = checkpoint["signed_checkpoint"].as_str().unwrap();
+    cluster
+        .policy
+        .verify(&bboard_core::checkpoint::SignedCheckpoint::parse(note).unwrap())
+        .unwrap();
+    let (code, body) = http_get(endpoint, "/v1/proof/inclusion?index=1").await;
+    assert_eq!(code, 200, "{body}");
+    let (code, body) = http_get(endpoint, "/v1/status").await;
+    assert_eq!(code, 200, "{body}");
+    assert!(body.contains("\"tree_size\":2"), "{body}");
+    let (code, body) = http_get(endpoint, "/metrics").await;
+    assert_eq!(code, 200);
+    assert!(body.contains("bboard_tree_size 2"), "{body}");
+    assert!(body.contains("bboard_censorship_alarms_active 0"), "{body}");
+    // Errors are JSON with the matching status.
+    let (code, body) = http_get(endpoint, "/v1/entries/99").await;
+    assert_eq!(code, 404, "{body}");
+    let (code, body) = http_get(endpoint, "/v1/tracking/UUUU-UUUU").await;
+    assert_eq!(code, 400, "{body}");
+    let (code, _) = http_get(endpoint, "/v1/tracking/0000-0000").await;
+    assert_eq!(code, 404);
+    let (code, body) = http_get(endpoint, "/").await;
+    assert_eq!(code, 200);
+    assert!(body.contains("ballot tracker"));
+    for node in cluster.nodes {
+        node.shutdown().await;
+    }
+}

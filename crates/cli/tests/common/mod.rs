@@ -1,0 +1,619 @@
+//! Shared harness of the multi-process tests (`chaos.rs`, `tamper.rs`): real `bboard`
+//! processes on 127.0.0.1, their configurations, and gRPC helpers to drive and
+//! inspect them.
+//!
+//! Every child process is killed (SIGKILL) and reaped when its [`Cluster`] is dropped,
+//! also on panic; each node writes its stdout/stderr to `node.log` in its temporary
+//! directory and the tail of every log is printed when a test fails.
+
+// Each test crate uses a different subset of the harness.
+#![allow(dead_code)]
+#![allow(clippy::unwrap_used)] // Test code: failures should abort loudly.
+
+use std::fs::OpenOptions;
+use std::io::Write as _;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::Mutex;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use bboard_core::checkpoint::{CosignaturePolicy, NoteSigner, NoteVerifier};
+use bboard_core::envelope::{EnvelopeId, SignedEnvelope};
+use bboard_core::leaf::leaf_hash;
+use bboard_core::pb;
+use bboard_core::receipt::Receipt;
+use bboard_node::config::{Limits, NodeConfig, PeerConfig, RaftTuning};
+use bboard_proto::v1::board_client::BoardClient;
+use ed25519_dalek::SigningKey;
+use tonic::transport::{Channel, Endpoint};
+use tonic::Code;
+
+pub const ORIGIN: &str = "chaos.test/board";
+pub const BIN: &str = env!("CARGO_BIN_EXE_bboard");
+
+/// True when the environment variable `gate` is `1`; prints why `test` is skipped
+/// otherwise. Multi-process tests take minutes, so each family has its own gate.
+pub fn enabled(gate: &str, test: &str) -> bool {
+    if std::env::var(gate).as_deref() == Ok("1") {
+        true
+    } else {
+        println!("{test}: skipped: set {gate}=1");
+        false
+    }
+}
+
+/// The tests run one at a time: each loads the whole (2-core) machine, and the failover
+/// time bound must not depend on another cluster running beside it.
+pub static SERIAL: Mutex<()> = Mutex::new(());
+
+/// Runs a test body on its own multi-threaded runtime while holding [`SERIAL`].
+pub fn serially(test: impl std::future::Future<Output = ()>) {
+    let _serial = SERIAL
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    tokio::runtime::Builder::new_multi_thread()
+        .worker_threads(4)
+        .enable_all()
+        .build()
+        .unwrap()
+        .block_on(test);
+}
+
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .unwrap()
+        .local_addr()
+        .unwrap()
+        .port()
+}
+
+pub fn now_unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap()
+        .as_millis() as u64
+}
+
+/// Short Raft timing for tests (defaults: heartbeat 250 ms, election 1–2 s).
+pub fn fast_raft() -> RaftTuning {
+    RaftTuning {
+        heartbeat_ms: 100,
+        election_timeout_min_ms: 500,
+        election_timeout_max_ms: 1000,
+        ..Default::default()
+    }
+}
+
+/// One `bboard node run` process (or its configuration, while it is not running).
+pub struct NodeProc {
+    pub id: u64,
+    pub address: String,
+    pub dir: PathBuf,
+    pub config_path: PathBuf,
+    pub log_path: PathBuf,
+    pub child: Option<Child>,
+}
+
+impl NodeProc {
+    pub fn start(&mut self) {
+        let config = self.config_path.display().to_string();
+        self.start_with(&["node", "run", "--config", &config], &[]);
+    }
+
+    /// Starts `bboard <args>` as this node's process (e.g. `node rebuild … --run`),
+    /// with extra environment variables (e.g. `BBOARD_FAULT`).
+    pub fn start_with(&mut self, args: &[&str], env: &[(&str, &str)]) {
+        assert!(self.child.is_none(), "node {} is already running", self.id);
+        let mut log = OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(&self.log_path)
+            .unwrap();
+        writeln!(
+            log,
+            "=== test: starting node {}: bboard {} ===",
+            self.id,
+            args.join(" ")
+        )
+        .unwrap();
+        let child = Command::new(BIN)
+            .args(args)
+            .envs(env.iter().copied())
+            .env("RUST_LOG", "info")
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().unwrap())
+            .stderr(log)
+            .spawn()
+            .unwrap();
+        self.child = Some(child);
+    }
+
+    /// SIGKILL (`Child::kill` on Unix) and reap.
+    pub fn kill(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+
+    /// Waits (at most `limit`) for the process to exit on its own; its exit status.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<std::process::ExitStatus> {
+        let started = Instant::now();
+        while started.elapsed() < limit {
+            let child = self.child.as_mut()?;
+            if let Some(status) = child.try_wait().unwrap() {
+                self.child = None;
+                return Some(status);
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+        None
+    }
+
+    /// Panics if the process has exited on its own.
+    pub fn assert_alive(&mut self) {
+        if let Some(child) = self.child.as_mut() {
+            if let Some(status) = child.try_wait().unwrap() {
+                panic!("node {} exited unexpectedly: {status}", self.id);
+            }
+        }
+    }
+
+    pub fn log_tail(&self, lines: usize) -> String {
+        let text = std::fs::read_to_string(&self.log_path).unwrap_or_default();
+        let all: Vec<&str> = text.lines().collect();
+        all[all.len().saturating_sub(lines)..].join("\n")
+    }
+
+    /// Snapshot files this node holds.
+    pub fn snapshot_files(&self) -> Vec<PathBuf> {
+        let dir = self.dir.join("data").join("snapshots");
+        let Ok(entries) = std::fs::read_dir(dir) else {
+            return Vec::new();
+        };
+        entries
+            .filter_map(|e| e.ok().map(|e| e.path()))
+            .filter(|p| p.extension().is_some_and(|x| x == "snap"))
+            .collect()
+    }
+}
+
+/// A cluster of node processes; kills them all when dropped.
+pub struct Cluster {
+    pub nodes: Vec<NodeProc>,
+    /// The cosignature policy of the configuration (majority of all peers).
+    pub policy: CosignaturePolicy,
+    pub verifiers: Vec<NoteVerifier>,
+    pub admin_key_file: PathBuf,
+    pub dir: tempfile::TempDir,
+}
+
+impl Drop for Cluster {
+    fn drop(&mut self) {
+        for node in &mut self.nodes {
+            node.kill();
+        }
+        if std::thread::panicking() {
+            for node in &self.nodes {
+                eprintln!(
+                    "----- tail of node {} log ({}) -----\n{}",
+                    node.id,
+                    node.log_path.display(),
+                    node.log_tail(40)
+                );
+            }
+        }
+    }
+}
+
+impl Cluster {
+    /// Writes the configurations of `n` nodes (every config lists all `n` peers); nodes
+    /// in `voters` list them as initial voters, the others (future learners) none.
+    pub fn configure(n: u64, voters: &[u64], raft: RaftTuning) -> Cluster {
+        let dir = tempfile::tempdir().unwrap();
+        let keys: Vec<SigningKey> = (0..n)
+            .map(|i| SigningKey::from_bytes(&[10 + i as u8; 32]))
+            .collect();
+        let admin_key = SigningKey::from_bytes(&[99; 32]);
+        let admin_key_file = dir.path().join("admin.key");
+        std::fs::write(&admin_key_file, hex::encode(admin_key.to_bytes())).unwrap();
+        let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
+        let peers: Vec<PeerConfig> = (0..n)
+            .map(|i| PeerConfig {
+                id: i + 1,
+                address: format!("127.0.0.1:{}", ports[i as usize]),
+                verifier_key: NoteSigner::new(&format!("node-{}", i + 1), keys[i as usize].clone())
+                    .unwrap()
+                    .verifier()
+                    .to_string(),
+                organisation: format!("org-{}", i + 1),
+            })
+            .collect();
+        let mut nodes = Vec::new();
+        for i in 0..n {
+            let id = i + 1;
+            let node_dir = dir.path().join(format!("n{id}"));
+            std::fs::create_dir_all(&node_dir).unwrap();
+            std::fs::write(
+                node_dir.join("node.key"),
+                hex::encode(keys[i as usize].to_bytes()),
+            )
+            .unwrap();
+            let config = NodeConfig {
+                node_id: id,
+                name: format!("node-{id}"),
+                organisation: format!("org-{id}"),
+                origin: ORIGIN.into(),
+                data_dir: node_dir.join("data"),
+                key_file: node_dir.join("node.key"),
+                listen: peers[i as usize].address.parse().unwrap(),
+                admin_keys: vec![hex::encode(admin_key.verifying_key().as_bytes())],
+                cosign_threshold: None,
+                initial_voters: if voters.contains(&id) {
+                    voters.to_vec()
+                } else {
+                    Vec::new()
+                },
+                peers: peers.clone(),
+                raft: raft.clone(),
+                limits: Limits::default(),
+            };
+            config.validate().unwrap();
+            let config_path = node_dir.join("config.toml");
+            std::fs::write(&config_path, config.to_toml().unwrap()).unwrap();
+            nodes.push(NodeProc {
+                id,
+                address: peers[i as usize].address.clone(),
+                log_path: node_dir.join("node.log"),
+                dir: node_dir,
+                config_path,
+                child: None,
+            });
+        }
+        let verifiers: Vec<NoteVerifier> = peers
+            .iter()
+            .map(|p| NoteVerifier::parse(&p.verifier_key).unwrap())
+            .collect();
+        Cluster {
+            policy: CosignaturePolicy::majority(ORIGIN, verifiers.clone()).unwrap(),
+            verifiers,
+            nodes,
+            admin_key_file,
+            dir,
+        }
+    }
+
+    /// Writes every node's verifier key to `trusted-keys.txt` in the cluster
+    /// directory; returns its path.
+    pub fn write_trusted_keys(&self) -> PathBuf {
+        let path = self.dir.path().join("trusted-keys.txt");
+        let text: String = self.verifiers.iter().map(|v| format!("{v}\n")).collect();
+        std::fs::write(&path, text).unwrap();
+        path
+    }
+
+    pub fn endpoints(&self, ids: &[u64]) -> Vec<String> {
+        ids.iter()
+            .map(|id| self.nodes[*id as usize - 1].address.clone())
+            .collect()
+    }
+
+    pub fn node(&mut self, id: u64) -> &mut NodeProc {
+        &mut self.nodes[id as usize - 1]
+    }
+
+    pub fn assert_alive(&mut self) {
+        for node in &mut self.nodes {
+            node.assert_alive();
+        }
+    }
+}
+
+pub fn board(address: &str) -> BoardClient<Channel> {
+    let channel = Endpoint::from_shared(format!("http://{address}"))
+        .unwrap()
+        .connect_timeout(Duration::from_secs(1))
+        .timeout(Duration::from_secs(20))
+        .connect_lazy();
+    BoardClient::new(channel)
+        .max_decoding_message_size(64 * 1024 * 1024)
+        .max_encoding_message_size(64 * 1024 * 1024)
+}
+
+/// Status of a node, or `None` if it does not answer within 2 s.
+pub async fn status(address: &str) -> Option<pb::StatusResponse> {
+    let mut client = board(address);
+    match tokio::time::timeout(Duration::from_secs(2), client.status(pb::StatusRequest {})).await {
+        Ok(Ok(response)) => Some(response.into_inner()),
+        _ => None,
+    }
+}
+
+/// The node (index into `endpoints`) that reports itself leader; waits up to `limit`.
+pub async fn find_leader(endpoints: &[String], limit: Duration) -> usize {
+    let started = Instant::now();
+    for _ in 0..1000 {
+        for (i, endpoint) in endpoints.iter().enumerate() {
+            if let Some(s) = status(endpoint).await {
+                if s.role == "leader" {
+                    return i;
+                }
+            }
+        }
+        if started.elapsed() > limit {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("no leader among {endpoints:?} within {limit:?}");
+}
+
+/// Transient failures: the same envelope is retried (appends are idempotent).
+pub fn retryable(code: Code) -> bool {
+    matches!(
+        code,
+        Code::Unavailable | Code::DeadlineExceeded | Code::Unknown | Code::Cancelled
+    )
+}
+
+pub fn body(kind: pb::entry_body::Kind, seq: u64) -> pb::EntryBody {
+    pb::EntryBody {
+        election_id: String::new(),
+        created_unix_ms: seq,
+        kind: Some(kind),
+    }
+}
+
+pub fn note(key: &SigningKey, seq: u64) -> SignedEnvelope {
+    SignedEnvelope::sign_body(
+        &body(
+            pb::entry_body::Kind::Note(pb::Note {
+                text: format!("chaos note {seq}"),
+            }),
+            seq,
+        ),
+        key,
+    )
+}
+
+/// Appends one envelope, trying the endpoints in turn on transient failures.
+pub async fn append_one(endpoints: &[String], envelope: &SignedEnvelope) -> pb::AppendResponse {
+    let started = Instant::now();
+    let mut last = None;
+    for attempt in 0..300 {
+        let mut client = board(&endpoints[attempt % endpoints.len()]);
+        match client
+            .append(pb::AppendRequest {
+                envelope: Some(envelope.to_proto()),
+            })
+            .await
+        {
+            Ok(response) => return response.into_inner(),
+            Err(status) if retryable(status.code()) => last = Some(status),
+            Err(status) => panic!("append refused: {status:?}"),
+        }
+        if started.elapsed() > Duration::from_secs(60) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("append did not succeed within 60 s: {last:?}");
+}
+
+/// Genesis by `authority`, then one terminal key per entry of `terminals`; returns the
+/// acknowledged (envelope id, index) of each.
+pub async fn genesis_and_keys(
+    endpoints: &[String],
+    policy: &CosignaturePolicy,
+    authority: &SigningKey,
+    terminals: &[SigningKey],
+) -> Vec<(EnvelopeId, u64)> {
+    let mut envelopes = vec![SignedEnvelope::sign_body(
+        &body(
+            pb::entry_body::Kind::Genesis(pb::BoardGenesis {
+                origin: ORIGIN.into(),
+                authority_keys: vec![authority.verifying_key().as_bytes().to_vec()],
+                description: "chaos test".into(),
+            }),
+            0,
+        ),
+        authority,
+    )];
+    for (i, terminal) in terminals.iter().enumerate() {
+        envelopes.push(SignedEnvelope::sign_body(
+            &body(
+                pb::entry_body::Kind::RegisterKey(pb::RegisterKey {
+                    public_key: terminal.verifying_key().as_bytes().to_vec(),
+                    role: pb::Role::Terminal as i32,
+                    precinct_id: "p1".into(),
+                    label: format!("terminal {i}"),
+                }),
+                i as u64 + 1,
+            ),
+            authority,
+        ));
+    }
+    let mut acked = Vec::new();
+    for envelope in &envelopes {
+        let response = append_one(endpoints, envelope).await;
+        let receipt = Receipt::from_proto(response.receipt.as_ref().unwrap()).unwrap();
+        let verified = receipt.verify(policy).unwrap();
+        assert_eq!(verified.leaf.envelope.id(), envelope.id());
+        acked.push((envelope.id(), verified.leaf_index.0));
+    }
+    acked
+}
+
+/// Waits until every endpoint reports `tree_size == size`; returns their statuses.
+pub async fn wait_for_size(
+    endpoints: &[String],
+    size: u64,
+    limit: Duration,
+) -> Vec<pb::StatusResponse> {
+    let started = Instant::now();
+    let mut seen = Vec::new();
+    for _ in 0..10_000 {
+        seen.clear();
+        for endpoint in endpoints {
+            seen.push(status(endpoint).await);
+        }
+        if seen
+            .iter()
+            .all(|s| s.as_ref().is_some_and(|s| s.tree_size == size))
+        {
+            return seen.into_iter().map(Option::unwrap).collect();
+        }
+        if started.elapsed() > limit {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(200)).await;
+    }
+    let sizes: Vec<_> = seen
+        .iter()
+        .map(|s| s.as_ref().map(|s| (s.node_id, s.role.clone(), s.tree_size)))
+        .collect();
+    panic!("nodes did not all reach size {size} within {limit:?}: {sizes:?}");
+}
+
+/// All leaves of a node, paged with GetEntries.
+pub async fn all_leaves(address: &str, size: u64) -> Vec<Vec<u8>> {
+    let mut client = board(address);
+    let mut leaves = Vec::with_capacity(size as usize);
+    for _ in 0..100_000 {
+        if leaves.len() as u64 >= size {
+            break;
+        }
+        let page = client
+            .get_entries(pb::GetEntriesRequest {
+                start: leaves.len() as u64,
+                limit: 1000,
+            })
+            .await
+            .unwrap()
+            .into_inner();
+        assert!(
+            !page.entries.is_empty(),
+            "{address}: empty page at {}",
+            leaves.len()
+        );
+        for entry in page.entries {
+            assert_eq!(entry.index, leaves.len() as u64);
+            assert_eq!(
+                entry.leaf_hash,
+                leaf_hash(&entry.leaf_data).as_bytes().to_vec()
+            );
+            leaves.push(entry.leaf_data);
+        }
+    }
+    assert_eq!(leaves.len() as u64, size, "{address}: entries fetched");
+    leaves
+}
+
+pub fn recomputed_root(leaves: &[Vec<u8>]) -> bboard_merkle::Hash {
+    let hashes: Vec<_> = leaves.iter().map(|l| leaf_hash(l)).collect();
+    bboard_merkle::root_of_leaf_hashes(&bboard_merkle::Blake3Hasher, &hashes)
+}
+
+/// The latest final checkpoint of a node once it covers `size`, verified with `policy`.
+pub async fn final_checkpoint(
+    address: &str,
+    size: u64,
+    policy: &CosignaturePolicy,
+) -> bboard_core::checkpoint::VerifiedCheckpoint {
+    let mut client = board(address);
+    let started = Instant::now();
+    for _ in 0..500 {
+        if let Ok(response) = client
+            .get_checkpoint(pb::GetCheckpointRequest { size: 0 })
+            .await
+        {
+            let response = response.into_inner();
+            if response.r#final && response.size == size {
+                return policy
+                    .verify_note(&response.signed_checkpoint)
+                    .unwrap_or_else(|e| {
+                        panic!("{address}: final checkpoint does not verify: {e}")
+                    });
+            }
+        }
+        if started.elapsed() > Duration::from_secs(30) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+    }
+    panic!("{address}: no final checkpoint of size {size} within 30 s");
+}
+
+/// Runs `bboard <args>` to completion (at most `limit`); returns success and its output.
+pub async fn run_cli(dir: &Path, args: Vec<String>, limit: Duration) -> (bool, String) {
+    let (code, output) = run_cli_code(dir, args, limit).await;
+    (code == Some(0), output)
+}
+
+/// Runs `bboard <args>` to completion (at most `limit`); returns its exit code (`None`
+/// when it was killed at the limit) and its output.
+pub async fn run_cli_code(dir: &Path, args: Vec<String>, limit: Duration) -> (Option<i32>, String) {
+    let out_path = dir.join(format!("cli-{}.out", now_unix_ms()));
+    tokio::task::spawn_blocking(move || {
+        let out = std::fs::File::create(&out_path).unwrap();
+        let mut child = Command::new(BIN)
+            .args(&args)
+            .stdin(Stdio::null())
+            .stdout(out.try_clone().unwrap())
+            .stderr(out)
+            .spawn()
+            .unwrap();
+        let started = Instant::now();
+        let mut status = None;
+        for _ in 0..100_000 {
+            if let Some(s) = child.try_wait().unwrap() {
+                status = Some(s);
+                break;
+            }
+            if started.elapsed() > limit {
+                break;
+            }
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        if status.is_none() {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+        let output = std::fs::read_to_string(&out_path).unwrap_or_default();
+        let output = format!("bboard {}\n{output}", args.join(" "));
+        (status.and_then(|s| s.code()), output)
+    })
+    .await
+    .unwrap()
+}
+
+/// Runs a membership admin command against the current leader, retrying (bounded) when
+/// the node it reached was not the leader any more.
+pub async fn admin_on_leader(cluster: &Cluster, voters: &[u64], command: &[String]) -> String {
+    let endpoints = cluster.endpoints(voters);
+    let mut last = String::new();
+    for _ in 0..5 {
+        let leader = &endpoints[find_leader(&endpoints, Duration::from_secs(30)).await];
+        let mut args: Vec<String> = vec![
+            "admin".into(),
+            "--endpoint".into(),
+            leader.clone(),
+            "--key".into(),
+            cluster.admin_key_file.display().to_string(),
+            "--timeout-secs".into(),
+            "150".into(),
+        ];
+        args.extend(command.iter().cloned());
+        let (ok, output) = run_cli(cluster.dir.path(), args, Duration::from_secs(180)).await;
+        println!("{output}");
+        if ok {
+            return output;
+        }
+        last = output;
+        if !last.contains("FailedPrecondition") || !last.contains("leader") {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(500)).await;
+    }
+    panic!("admin command failed:\n{last}");
+}
