@@ -5,6 +5,13 @@
 //! a request whose timestamp is more than its allowed skew (60 s by default) from its own
 //! clock, and any request it has already seen: re-running the command signs a fresh one.
 //!
+//! Every command names the node it is for (`AdminCommand.node_id`), and a node refuses
+//! a command for another node (`PermissionDenied`), so a signed request cannot be
+//! replayed against another node of the cluster. The id is `--node-id` when given,
+//! else the one the endpoint reports in `Board.Status` (one extra RPC before the
+//! command); pinning it with `--node-id` means a command sent to the wrong address is
+//! refused instead of run on whatever node answers there.
+//!
 //! Membership commands (`add-learner`, `change-membership`) must go to the leader; a
 //! follower answers `FailedPrecondition` naming the leader's id and address.
 
@@ -16,8 +23,9 @@ use bboard_core::admin::sign_admin_command;
 use bboard_core::pb;
 use bboard_core::pb::admin_client::AdminClient;
 use bboard_core::pb::admin_command::Command;
+use bboard_core::pb::board_client::BoardClient;
 use ed25519_dalek::SigningKey;
-use tonic::transport::Endpoint;
+use tonic::transport::{Channel, Endpoint};
 
 /// Sends a signed admin command to a node.
 #[derive(clap::Args)]
@@ -28,6 +36,10 @@ pub struct AdminArgs {
     /// Admin private key file (hex seed, as written by `bboard keygen`).
     #[arg(long)]
     key: PathBuf,
+    /// The id of the node the command is for; the node refuses a command for another
+    /// node. Default: the id the endpoint reports (`Board.Status`).
+    #[arg(long, value_parser = clap::value_parser!(u64).range(1..))]
+    node_id: Option<u64>,
     /// Give up after this many seconds (`add-learner` waits for the learner to catch up).
     #[arg(long, default_value_t = 120)]
     timeout_secs: u64,
@@ -95,8 +107,13 @@ impl std::fmt::Display for Rpc {
     }
 }
 
-/// The RPC and the unsigned command of a subcommand, issued at `now_unix_ms`.
-fn build_command(command: &AdminSubcommand, now_unix_ms: u64) -> (Rpc, pb::AdminCommand) {
+/// The RPC and the unsigned command of a subcommand for node `node_id`, issued at
+/// `now_unix_ms`.
+fn build_command(
+    command: &AdminSubcommand,
+    node_id: u64,
+    now_unix_ms: u64,
+) -> (Rpc, pb::AdminCommand) {
     let (rpc, command) = match command {
         AdminSubcommand::AddLearner { id, address } => (
             Rpc::AddLearner,
@@ -129,6 +146,7 @@ fn build_command(command: &AdminSubcommand, now_unix_ms: u64) -> (Rpc, pb::Admin
         pb::AdminCommand {
             issued_unix_ms: now_unix_ms,
             command: Some(command),
+            node_id,
         },
     )
 }
@@ -169,26 +187,41 @@ pub fn run(args: AdminArgs) -> Result<()> {
     let key = crate::keys::read_private_key(&args.key)?;
     let timeout = Duration::from_secs(args.timeout_secs);
     let runtime = tokio::runtime::Runtime::new().context("starting the Tokio runtime")?;
-    let message = runtime.block_on(send(&args.endpoint, &key, &args.command, timeout))?;
+    let message = runtime.block_on(send_to(
+        &args.endpoint,
+        &key,
+        &args.command,
+        timeout,
+        args.node_id,
+    ))?;
     println!("{message}");
     Ok(())
 }
 
-/// Signs `command` (stamped with this machine's clock) with `key` and sends it once to
-/// the node at `endpoint`; returns the node's message. A refusal is an
-/// [`AdminRpcError`] (downcast it to read the gRPC code).
+/// Signs `command` (stamped with this machine's clock) with `key` for the node at
+/// `endpoint`, whose id is asked from it (`Board.Status`), and sends it once; returns
+/// the node's message. See [`send_to`].
 pub(crate) async fn send(
     endpoint: &str,
     key: &SigningKey,
     command: &AdminSubcommand,
     timeout: Duration,
 ) -> Result<String> {
-    let now = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .context("system clock is before 1970")?;
-    let now_unix_ms = u64::try_from(now.as_millis()).context("system clock out of range")?;
-    let (rpc, command) = build_command(command, now_unix_ms);
-    let request = sign_admin_command(&command, key);
+    send_to(endpoint, key, command, timeout, None).await
+}
+
+/// Signs `command` (stamped with this machine's clock) with `key` for node `node_id`
+/// (`None`: the id the endpoint reports in `Board.Status`) and sends it once to the
+/// node at `endpoint`; returns the node's message. A refusal is an [`AdminRpcError`]
+/// (downcast it to read the gRPC code); a node that is not `node_id` refuses with
+/// `PermissionDenied`.
+pub(crate) async fn send_to(
+    endpoint: &str,
+    key: &SigningKey,
+    command: &AdminSubcommand,
+    timeout: Duration,
+    node_id: Option<u64>,
+) -> Result<String> {
     let url = endpoint_url(endpoint);
     let channel = Endpoint::from_shared(url.clone())
         .with_context(|| format!("invalid endpoint {endpoint:?}"))?
@@ -197,6 +230,16 @@ pub(crate) async fn send(
         .connect()
         .await
         .with_context(|| format!("connecting to {url}"))?;
+    let node_id = match node_id {
+        Some(id) => id,
+        None => node_id_of(channel.clone(), &url, timeout).await?,
+    };
+    let now = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .context("system clock is before 1970")?;
+    let now_unix_ms = u64::try_from(now.as_millis()).context("system clock out of range")?;
+    let (rpc, command) = build_command(command, node_id, now_unix_ms);
+    let request = sign_admin_command(&command, key);
     let mut client = AdminClient::new(channel);
     let mut request = tonic::Request::new(request);
     request.set_timeout(timeout);
@@ -216,6 +259,28 @@ pub(crate) async fn send(
         }
         .into()),
     }
+}
+
+/// The node id the node behind `channel` (at `url`) reports in `Board.Status`.
+async fn node_id_of(channel: Channel, url: &str, timeout: Duration) -> Result<u64> {
+    let mut request = tonic::Request::new(pb::StatusRequest {});
+    request.set_timeout(timeout);
+    let status = BoardClient::new(channel)
+        .status(request)
+        .await
+        .map_err(|status| {
+            anyhow::anyhow!(
+                "Status on {url} failed: {:?}: {} (pass --node-id to name the node \
+                 without asking it)",
+                status.code(),
+                status.message()
+            )
+        })?
+        .into_inner();
+    if status.node_id == 0 {
+        anyhow::bail!("the node at {url} reports no node id (0); pass --node-id");
+    }
+    Ok(status.node_id)
 }
 
 #[cfg(test)]
@@ -246,9 +311,11 @@ mod tests {
     fn admin_parses_subcommands_into_signed_commands() {
         let args = parse(&["add-learner", "--id", "4", "--address", "10.0.0.4:7000"]).unwrap();
         assert_eq!(args.endpoint, "127.0.0.1:7001");
-        let (rpc, cmd) = build_command(&args.command, 123);
+        assert_eq!(args.node_id, None);
+        let (rpc, cmd) = build_command(&args.command, 7, 123);
         assert_eq!(rpc, Rpc::AddLearner);
         assert_eq!(cmd.issued_unix_ms, 123);
+        assert_eq!(cmd.node_id, 7, "the command names its target node");
         assert_eq!(
             cmd.command,
             Some(Command::AddLearner(pb::AddLearnerCommand {
@@ -258,8 +325,9 @@ mod tests {
         );
 
         let args = parse(&["change-membership", "--voters", "1,2,3"]).unwrap();
-        let (rpc, cmd) = build_command(&args.command, 1);
+        let (rpc, cmd) = build_command(&args.command, 2, 1);
         assert_eq!(rpc, Rpc::ChangeMembership);
+        assert_eq!(cmd.node_id, 2);
         assert_eq!(
             cmd.command,
             Some(Command::ChangeMembership(pb::ChangeMembershipCommand {
@@ -268,13 +336,21 @@ mod tests {
         );
 
         let args = parse(&["snapshot"]).unwrap();
-        assert_eq!(build_command(&args.command, 1).0, Rpc::TriggerSnapshot);
+        assert_eq!(build_command(&args.command, 1, 1).0, Rpc::TriggerSnapshot);
         let args = parse(&["campaign"]).unwrap();
-        assert_eq!(build_command(&args.command, 1).0, Rpc::Campaign);
+        assert_eq!(build_command(&args.command, 1, 1).0, Rpc::Campaign);
 
         assert!(parse(&["change-membership"]).is_err());
         assert!(parse(&["change-membership", "--voters", "1,x"]).is_err());
         assert!(parse(&["add-learner", "--id", "4"]).is_err());
+    }
+
+    #[test]
+    fn admin_node_id_is_optional_and_never_zero() {
+        let args = parse(&["--node-id", "3", "snapshot"]).unwrap();
+        assert_eq!(args.node_id, Some(3));
+        assert!(parse(&["--node-id", "0", "snapshot"]).is_err());
+        assert!(parse(&["--node-id", "x", "snapshot"]).is_err());
     }
 
     #[test]

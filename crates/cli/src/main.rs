@@ -9,7 +9,6 @@ mod audit_cmds;
 mod board_cmds;
 mod demo;
 mod election;
-mod http_client;
 mod keys;
 mod node_cmds;
 mod witness_cmd;

@@ -145,6 +145,8 @@ fn init_node(
         }],
         raft: Default::default(),
         limits: Default::default(),
+        witnesses: Vec::new(),
+        witness_threshold: None,
     };
     let config_path = dir.join("config.toml");
     write_config(&config_path, &config)?;

@@ -2,52 +2,23 @@
 //! [C2SP tlog-witness](https://c2sp.org/tlog-witness), and a client that feeds it a
 //! node's latest checkpoint.
 //!
-//! The witness answers one request, `POST /add-checkpoint`, whose body is
-//!
-//! ```text
-//! old <size the caller proves from>
-//! <base64 hash of the consistency proof, one per line>
-//!
-//! <signed checkpoint note>
-//! ```
-//!
-//! and answers
-//!
-//! - `200` with its cosignature line(s) (`text/plain`) once the new state is on disk;
-//! - `409` with `Content-Type: text/x.tlog.size` and body `<known size>\n` when `old`
-//!   is not the size it last cosigned (the caller retries with a proof from there);
-//! - otherwise the status of [`WitnessRefusal::http_status`] with the reason as text
-//!   (`403` not signed by the log's k-of-n, `409` fork at a cosigned size, `422`
-//!   inconsistent proof, `400` rollback or malformed, `404` unknown log).
-//!
-//! The decision is [`Witness::add_checkpoint`]; this module only serialises requests
-//! (one at a time, under a mutex) and persists the new state durably (write, fsync,
-//! rename: [`WitnessStateFile`]) before answering `200`, so that not even a crash can
-//! make it cosign two roots for one size.
+//! The service itself (request format, answers, durable state) is
+//! `bboard_node::witness_server`; the decision is `bboard_core::witness`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::{Arc, Mutex};
 
 use anyhow::{bail, Context, Result};
-use axum::body::Bytes;
-use axum::extract::State;
-use axum::http::{header, Method, StatusCode};
-use axum::response::{IntoResponse, Response};
-use axum::routing::post;
-use axum::Router;
-use base64::Engine as _;
+use axum::http::Method;
 use bboard_client::audit::WitnessStateFile;
 use bboard_client::{BoardClient, ClientOptions};
 use bboard_core::checkpoint::{NoteSigner, SignedCheckpoint};
-use bboard_core::witness::{Witness, WitnessRefusal, WitnessState};
+use bboard_core::witness::{AddCheckpoint, Witness};
 use bboard_merkle::Hash;
+use bboard_node::http_client::HttpAnswer;
+use bboard_node::witness_server::{WitnessService, TLOG_SIZE};
 
 use crate::audit_cmds::PolicyArgs;
-use crate::http_client::HttpAnswer;
-
-/// Content type of a `409` size-conflict answer (tlog-witness).
-const TLOG_SIZE: &str = "text/x.tlog.size";
 
 /// Arguments of `bboard witness`.
 #[derive(clap::Args)]
@@ -118,14 +89,6 @@ pub fn run(args: WitnessArgs) -> Result<()> {
     }
 }
 
-/// The service's shared state.
-struct WitnessService {
-    witness: Witness,
-    file: WitnessStateFile,
-    /// The state as last persisted; held for a whole decide-persist step.
-    state: Mutex<WitnessState>,
-}
-
 async fn serve(args: ServeArgs) -> Result<()> {
     let key = crate::keys::read_private_key(&args.key)?;
     let signer = NoteSigner::new(&args.name, key).context("invalid witness name")?;
@@ -137,19 +100,13 @@ async fn serve(args: ServeArgs) -> Result<()> {
         witness_threshold: None,
     }
     .policy()?;
-    let file = WitnessStateFile::new(&args.state);
-    let state = file
-        .load()
-        .with_context(|| format!("reading the witness state {}", args.state.display()))?;
     let verifier = signer.verifier();
-    let service = Arc::new(WitnessService {
-        witness: Witness::new(signer, [log_policy]),
-        file,
-        state: Mutex::new(state),
-    });
-    let app = Router::new()
-        .route("/add-checkpoint", post(add_checkpoint))
-        .with_state(service);
+    let service = WitnessService::open(
+        Witness::new(signer, [log_policy]),
+        WitnessStateFile::new(&args.state),
+    )
+    .map_err(anyhow::Error::msg)?;
+    let app = bboard_node::witness_server::router(service);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
@@ -164,126 +121,10 @@ async fn serve(args: ServeArgs) -> Result<()> {
     Ok(())
 }
 
-/// A parsed `add-checkpoint` request body.
-#[derive(Debug, PartialEq, Eq)]
-struct AddCheckpoint {
-    old_size: u64,
-    proof: Vec<Hash>,
-    note: String,
-}
-
-/// Parses `old N\n<base64 hash>\n…\n\n<note>`; the error says what is wrong.
-fn parse_add_checkpoint(body: &str) -> Result<AddCheckpoint, String> {
-    let (head, note) = body
-        .split_once("\n\n")
-        .ok_or("missing the blank line between the proof and the checkpoint")?;
-    let mut lines = head.split('\n');
-    let old_size = lines
-        .next()
-        .and_then(|line| line.strip_prefix("old "))
-        .ok_or("the first line must be `old <size>`")?;
-    let old_size = old_size
-        .parse::<u64>()
-        .map_err(|e| format!("old size {old_size:?}: {e}"))?;
-    let proof = lines
-        .enumerate()
-        .map(|(i, line)| {
-            let bytes = base64::engine::general_purpose::STANDARD
-                .decode(line)
-                .map_err(|e| format!("proof hash {}: {e}", i + 1))?;
-            Hash::from_slice(&bytes).map_err(|e| format!("proof hash {}: {e}", i + 1))
-        })
-        .collect::<Result<Vec<_>, String>>()?;
-    Ok(AddCheckpoint {
-        old_size,
-        proof,
-        note: note.to_string(),
-    })
-}
-
-/// The request body for [`parse_add_checkpoint`].
-fn add_checkpoint_body(old_size: u64, proof: &[Hash], note: &str) -> String {
-    let mut body = format!("old {old_size}\n");
-    for hash in proof {
-        body.push_str(&base64::engine::general_purpose::STANDARD.encode(hash.as_bytes()));
-        body.push('\n');
-    }
-    body.push('\n');
-    body.push_str(note);
-    body
-}
-
-fn text(status: StatusCode, content_type: &'static str, body: String) -> Response {
-    (status, [(header::CONTENT_TYPE, content_type)], body).into_response()
-}
-
-/// Why a request was not answered with a cosignature.
-enum Failure {
-    Refused(WitnessRefusal),
-    Internal(String),
-}
-
-/// `POST /add-checkpoint`.
-async fn add_checkpoint(State(service): State<Arc<WitnessService>>, body: Bytes) -> Response {
-    let request = match std::str::from_utf8(&body)
-        .map_err(|e| format!("body is not UTF-8: {e}"))
-        .and_then(parse_add_checkpoint)
-    {
-        Ok(request) => request,
-        Err(reason) => return text(StatusCode::BAD_REQUEST, "text/plain", format!("{reason}\n")),
-    };
-    // Decide and persist under the lock, off the async threads (fsync blocks).
-    let result = tokio::task::spawn_blocking(move || {
-        let mut state = service
-            .state
-            .lock()
-            .map_err(|_| Failure::Internal("witness state lock poisoned".into()))?;
-        let cosigned = service
-            .witness
-            .add_checkpoint(&state, request.old_size, &request.proof, &request.note)
-            .map_err(Failure::Refused)?;
-        service.file.save(&cosigned.state).map_err(|e| {
-            Failure::Internal(format!(
-                "cannot persist {}: {e}",
-                service.file.path().display()
-            ))
-        })?;
-        *state = cosigned.state.clone();
-        tracing::info!(origin = %cosigned.origin, size = cosigned.log.size, "cosigned");
-        Ok(cosigned)
-    })
-    .await;
-    match result {
-        Ok(Ok(cosigned)) => text(StatusCode::OK, "text/plain", cosigned.cosignature),
-        Ok(Err(Failure::Refused(WitnessRefusal::Conflict { known_size, .. }))) => {
-            text(StatusCode::CONFLICT, TLOG_SIZE, format!("{known_size}\n"))
-        }
-        Ok(Err(Failure::Refused(refusal))) => {
-            tracing::warn!(%refusal, "refused to cosign");
-            let status = StatusCode::from_u16(refusal.http_status())
-                .unwrap_or(StatusCode::INTERNAL_SERVER_ERROR);
-            text(status, "text/plain", format!("{refusal}\n"))
-        }
-        Ok(Err(Failure::Internal(reason))) => {
-            tracing::error!(%reason, "witness error");
-            text(
-                StatusCode::INTERNAL_SERVER_ERROR,
-                "text/plain",
-                format!("{reason}\n"),
-            )
-        }
-        Err(e) => text(
-            StatusCode::INTERNAL_SERVER_ERROR,
-            "text/plain",
-            format!("witness task failed: {e}\n"),
-        ),
-    }
-}
-
 /// POSTs one add-checkpoint request to `witness` (base URL).
 async fn post_add_checkpoint(witness: &str, body: String) -> Result<HttpAnswer> {
     let url = format!("{}/add-checkpoint", witness.trim_end_matches('/'));
-    crate::http_client::request(Method::POST, &url, body).await
+    Ok(bboard_node::http_client::request(Method::POST, &url, body).await?)
 }
 
 /// The consistency proof `old → new` from the node (verified between k-of-n
@@ -329,8 +170,16 @@ async fn feed(args: FeedArgs) -> Result<()> {
     let mut answer = None;
     for attempt in 0..2 {
         let proof = proof_between(&client, old, size).await?;
-        let reply =
-            post_add_checkpoint(&args.witness, add_checkpoint_body(old, &proof, &note)).await?;
+        let reply = post_add_checkpoint(
+            &args.witness,
+            AddCheckpoint {
+                old_size: old,
+                proof,
+                note: note.clone(),
+            }
+            .to_body(),
+        )
+        .await?;
         let known = (reply.status == 409 && reply.content_type.starts_with(TLOG_SIZE))
             .then(|| reply.body.trim().parse::<u64>().ok())
             .flatten();
@@ -360,47 +209,4 @@ async fn feed(args: FeedArgs) -> Result<()> {
     println!("witness cosigned checkpoint of size {size}:");
     print!("{cosigned}");
     Ok(())
-}
-
-#[cfg(test)]
-#[allow(clippy::unwrap_used)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn add_checkpoint_body_round_trips() {
-        let proof = vec![
-            Hash::from_slice(&[1; 32]).unwrap(),
-            Hash::from_slice(&[2; 32]).unwrap(),
-        ];
-        let note = "o\n5\nroot\n\n— n sig\n";
-        let body = add_checkpoint_body(3, &proof, note);
-        assert!(body.starts_with("old 3\nAQEB"), "{body}");
-        let parsed = parse_add_checkpoint(&body).unwrap();
-        assert_eq!(
-            parsed,
-            AddCheckpoint {
-                old_size: 3,
-                proof,
-                note: note.into()
-            }
-        );
-        let empty = parse_add_checkpoint(&add_checkpoint_body(0, &[], note)).unwrap();
-        assert!(empty.proof.is_empty());
-        assert_eq!(empty.note, note);
-    }
-
-    #[test]
-    fn malformed_add_checkpoint_bodies_are_refused_with_a_reason() {
-        for (body, reason) in [
-            ("old 1\n", "blank line"),
-            ("new 1\n\nnote", "old <size>"),
-            ("old x\n\nnote", "old size"),
-            ("old 1\n!!!\n\nnote", "proof hash 1"),
-            ("old 1\nAQEB\n\nnote", "proof hash 1"),
-        ] {
-            let error = parse_add_checkpoint(body).unwrap_err();
-            assert!(error.contains(reason), "{body:?}: {error}");
-        }
-    }
 }

@@ -6,11 +6,21 @@
 //!
 //! 1. [`audit`] (async) fetches one [`Observation`] per endpoint (a node's own
 //!    latest signed note, or why it could not be fetched);
-//! 2. [`needed`] (pure) says which consistency proofs and roots the comparison needs;
-//! 3. [`audit`] fetches those into a [`ProofBook`] from the nodes that serve the
+//! 2. [`needed`] (pure) says which consistency proofs and roots the comparison needs,
+//!    and the size of the cosigned reference checkpoint;
+//! 3. [`audit`] asks every node for *its own* checkpoints of chosen sizes
+//!    ([`Observation::own`]): the reference size, when it has applied that far, and
+//!    the size it has applied. A node's latest checkpoint may be an older final one
+//!    while what it signs now is over another root (e.g. a leader that applied entries
+//!    in another order); its checkpoint of a given size always carries its own
+//!    signature over its own tree at that size, so a key that signed another root at
+//!    the reference size is caught as an equivocation, and one that signed a smaller
+//!    tree that is not a prefix of the reference as not-a-prefix. [`needed`] is asked
+//!    again with these;
+//! 4. [`audit`] fetches the proofs and roots into a [`ProofBook`] from the nodes that serve the
 //!    cosigned checkpoint, and with `full` downloads every entry and recomputes the
 //!    tree;
-//! 4. [`compare`] (pure) decides: the cosigned reference checkpoint, per-endpoint
+//! 5. [`compare`] (pure) decides: the cosigned reference checkpoint, per-endpoint
 //!    status, findings with evidence, warnings.
 //!
 //! Nothing a node serves is trusted: proofs and roots in the book are only used after
@@ -180,12 +190,27 @@ impl WitnessStateFile {
     }
 }
 
-/// What one endpoint served as its latest checkpoint.
+/// What one endpoint served as its latest checkpoint, and as its checkpoints of the
+/// sizes the auditor asked for.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct Observation {
     /// The endpoint address.
     pub endpoint: String,
     /// Its signed note, or why it could not be fetched.
+    pub note: Result<String, String>,
+    /// Its checkpoints of chosen sizes ([`audit`] asks for the reference size and the
+    /// size the node has applied). A node signs its checkpoint of every size it
+    /// serves, so these show the root its own key signs at those sizes even when its
+    /// latest checkpoint is an older final one. Empty when not fetched.
+    pub own: Vec<OwnCheckpoint>,
+}
+
+/// A checkpoint an endpoint served when asked for one size.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct OwnCheckpoint {
+    /// The size asked for.
+    pub size: u64,
+    /// The signed note served, or why it could not be fetched.
     pub note: Result<String, String>,
 }
 
@@ -364,10 +389,12 @@ fn short(root: &Hash) -> String {
     root.to_hex().chars().take(16).collect()
 }
 
-/// Where a checkpoint came from: an endpoint index, or the audit state.
+/// Where a checkpoint came from: an endpoint's latest, an endpoint's checkpoint of a
+/// size asked for ([`Observation::own`]), or the audit state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 enum Source {
     Endpoint(usize),
+    Own(usize),
     State,
 }
 
@@ -389,14 +416,18 @@ impl Group {
         self.merged.checkpoint().root
     }
 
+    /// The endpoints serving this checkpoint (as their latest or when asked for its
+    /// size), each once, in order.
     fn endpoints(&self) -> Vec<usize> {
-        self.sources
-            .iter()
-            .filter_map(|s| match s {
-                Source::Endpoint(i) => Some(*i),
-                Source::State => None,
-            })
-            .collect()
+        let mut endpoints = Vec::new();
+        for source in &self.sources {
+            if let Source::Endpoint(i) | Source::Own(i) = source {
+                if !endpoints.contains(i) {
+                    endpoints.push(*i);
+                }
+            }
+        }
+        endpoints
     }
 }
 
@@ -406,6 +437,12 @@ struct Analysis {
     endpoint_groups: Vec<Result<usize, EndpointStatus>>,
     /// Per endpoint: its own signers.
     endpoint_signers: Vec<Vec<String>>,
+    /// Per endpoint: the groups of its checkpoints of the sizes asked for, with the
+    /// size.
+    endpoint_own: Vec<Vec<(u64, usize)>>,
+    /// Checkpoints served for a size asked for that are not valid checkpoints of that
+    /// size of this board: `(endpoint index, size asked, reason)`.
+    own_invalid: Vec<(usize, u64, String)>,
     groups: Vec<Group>,
     /// The cosigned reference: the largest cosigned group (most signers on ties).
     reference: Option<usize>,
@@ -443,22 +480,25 @@ fn analyse(
             }
         }
     };
+    let parse = |note: &str| -> Result<SignedCheckpoint, String> {
+        let signed = SignedCheckpoint::parse(note).map_err(|e| e.to_string())?;
+        if signed.checkpoint().origin != policy.origin() {
+            return Err(format!(
+                "checkpoint of origin {:?}, expected {:?}",
+                signed.checkpoint().origin,
+                policy.origin()
+            ));
+        }
+        Ok(signed)
+    };
     let mut endpoint_groups = Vec::new();
     let mut endpoint_signers = Vec::new();
+    let mut endpoint_own = Vec::new();
+    let mut own_invalid = Vec::new();
     for (i, observation) in observations.iter().enumerate() {
         let parsed = match &observation.note {
             Err(reason) => Err(EndpointStatus::Unreachable(reason.clone())),
-            Ok(note) => match SignedCheckpoint::parse(note) {
-                Err(e) => Err(EndpointStatus::Invalid(e.to_string())),
-                Ok(signed) if signed.checkpoint().origin != policy.origin() => {
-                    Err(EndpointStatus::Invalid(format!(
-                        "checkpoint of origin {:?}, expected {:?}",
-                        signed.checkpoint().origin,
-                        policy.origin()
-                    )))
-                }
-                Ok(signed) => Ok(signed),
-            },
+            Ok(note) => parse(note).map_err(EndpointStatus::Invalid),
         };
         match parsed {
             Ok(signed) => {
@@ -476,6 +516,32 @@ fn analyse(
                 endpoint_groups.push(Err(status));
             }
         }
+        let mut own_groups = Vec::new();
+        for own in &observation.own {
+            let note = match &own.note {
+                Ok(note) => note,
+                Err(reason) => {
+                    warnings.push(format!(
+                        "{}: its checkpoint of size {} could not be fetched ({reason}); what \
+                         it signs at that size was not checked",
+                        observation.endpoint, own.size
+                    ));
+                    continue;
+                }
+            };
+            match parse(note) {
+                Ok(signed) if signed.checkpoint().size.0 != own.size => own_invalid.push((
+                    i,
+                    own.size,
+                    format!("got a checkpoint of size {}", signed.checkpoint().size.0),
+                )),
+                Ok(signed) => {
+                    own_groups.push((own.size, add(&mut groups, signed, Source::Own(i))));
+                }
+                Err(reason) => own_invalid.push((i, own.size, reason)),
+            }
+        }
+        endpoint_own.push(own_groups);
     }
     let previous = previous.and_then(|note| {
         let checked = SignedCheckpoint::parse(note)
@@ -508,6 +574,8 @@ fn analyse(
     Analysis {
         endpoint_groups,
         endpoint_signers,
+        endpoint_own,
+        own_invalid,
         groups,
         reference,
         previous,
@@ -614,6 +682,8 @@ pub fn compare(
     let Analysis {
         endpoint_groups,
         endpoint_signers,
+        endpoint_own,
+        own_invalid,
         groups,
         reference,
         previous: previous_group,
@@ -624,17 +694,22 @@ pub fn compare(
     // Per group: what is wrong with it (None: consistent with the reference).
     let mut problems: Vec<Option<String>> = vec![None; groups.len()];
     let describe = |g: &Group| -> String {
-        let mut who: Vec<String> = g
-            .sources
-            .iter()
-            .map(|s| match s {
+        let mut who: Vec<String> = Vec::new();
+        for source in &g.sources {
+            let name = match source {
                 Source::Endpoint(i) => observations
                     .get(*i)
                     .map_or_else(|| "?".to_string(), |o| o.endpoint.clone()),
+                Source::Own(i) => observations.get(*i).map_or_else(
+                    || "?".to_string(),
+                    |o| format!("{} asked for size {}", o.endpoint, g.size()),
+                ),
                 Source::State => "the audit state".to_string(),
-            })
-            .collect();
-        who.dedup();
+            };
+            if !who.contains(&name) {
+                who.push(name);
+            }
+        }
         format!(
             "checkpoint of size {} root {} (from {})",
             g.size(),
@@ -866,11 +941,21 @@ pub fn compare(
             .push("no endpoint served a checkpoint carrying the policy's k-of-n signatures".into());
     }
 
+    // An endpoint's problem: its latest checkpoint's, else the first of its
+    // checkpoints of the sizes asked for.
+    let own_problem = |i: usize| -> Option<String> {
+        endpoint_own.get(i)?.iter().find_map(|&(size, g)| {
+            problems[g]
+                .as_ref()
+                .map(|p| format!("its checkpoint of size {size}: {p}"))
+        })
+    };
     let endpoints: Vec<EndpointReport> = observations
         .iter()
         .zip(endpoint_groups)
         .zip(endpoint_signers)
-        .map(|((observation, group), signers)| EndpointReport {
+        .enumerate()
+        .map(|(i, ((observation, group), signers))| EndpointReport {
             endpoint: observation.endpoint.clone(),
             status: match group {
                 Err(status) => status,
@@ -879,7 +964,7 @@ pub fn compare(
                     root: groups[g].root(),
                     signers,
                     cosigned: groups[g].cosigned,
-                    problem: problems[g].clone(),
+                    problem: problems[g].clone().or_else(|| own_problem(i)),
                 },
             },
         })
@@ -892,6 +977,16 @@ pub fn compare(
                 culprits: Vec::new(),
             });
         }
+    }
+    for (i, size, reason) in &own_invalid {
+        let endpoint = observations.get(*i).map_or("?", |o| o.endpoint.as_str());
+        findings.push(Finding {
+            message: format!(
+                "{endpoint} served an invalid checkpoint when asked for size {size}: {reason}"
+            ),
+            evidence: None,
+            culprits: Vec::new(),
+        });
     }
 
     let reference_note = reference.and_then(|r| canonical(&groups[r]));
@@ -986,9 +1081,16 @@ pub async fn audit_with_options(
         observations.push(Observation {
             endpoint: endpoint.clone(),
             note,
+            own: Vec::new(),
         });
     }
     let previous = state.checkpoint.clone();
+    let reference_size = needed(policy, previous.as_deref(), &observations).reference_size;
+    for observation in &mut observations {
+        if let Some(client) = clients.get(&observation.endpoint) {
+            observation.own = fetch_own(client, &observation.endpoint, reference_size).await;
+        }
+    }
     let needs = needed(policy, previous.as_deref(), &observations);
     let mut book = ProofBook::default();
     for (old_size, new_size, ask) in &needs.proofs {
@@ -1061,6 +1163,37 @@ pub async fn audit_with_options(
     audit_alarms(endpoints, policy, &options, &mut report).await;
     *state = report.next_state.clone();
     report
+}
+
+/// The checkpoints of `endpoint` that show what its own key signs now: of the
+/// reference size (when it has applied that far) and of the size it has applied (from
+/// its `Status`). A node that cannot tell its size is asked for the reference size
+/// only; a node that has not applied the reference size is not asked for it.
+async fn fetch_own(
+    client: &BoardClient,
+    endpoint: &str,
+    reference_size: Option<u64>,
+) -> Vec<OwnCheckpoint> {
+    let applied = client.status(endpoint).await.ok().map(|s| s.tree_size);
+    let mut sizes = Vec::new();
+    if let Some(n) = reference_size.filter(|&n| n > 0) {
+        if applied.is_none_or(|applied| applied >= n) {
+            sizes.push(n);
+        }
+    }
+    if let Some(applied) = applied.filter(|&a| a > 0 && Some(a) != reference_size) {
+        sizes.push(applied);
+    }
+    let mut own = Vec::new();
+    for size in sizes {
+        let note = client
+            .checkpoint(Some(size))
+            .await
+            .map(|info| info.signed.to_note())
+            .map_err(|e| e.to_string());
+        own.push(OwnCheckpoint { size, note });
+    }
+    own
 }
 
 /// Adds the censorship findings (see [`crate::censorship`]) to `report`.
@@ -1203,6 +1336,7 @@ mod tests {
         Observation {
             endpoint: endpoint.into(),
             note: Ok(note),
+            own: Vec::new(),
         }
     }
 
@@ -1210,7 +1344,175 @@ mod tests {
         Observation {
             endpoint: endpoint.into(),
             note: Err("connection refused".into()),
+            own: Vec::new(),
         }
+    }
+
+    /// `observation` with the checkpoints it served when asked for sizes.
+    fn asked(mut observation: Observation, own: &[(u64, String)]) -> Observation {
+        observation.own = own
+            .iter()
+            .map(|(size, note)| OwnCheckpoint {
+                size: *size,
+                note: Ok(note.clone()),
+            })
+            .collect();
+        observation
+    }
+
+    #[test]
+    fn a_node_serving_an_old_final_but_signing_another_root_is_caught() {
+        let board = honest(10);
+        let forged = tree(10, 6);
+        // c serves an older honest final checkpoint as its latest, but its own key
+        // signs another root at the reference size.
+        let latest = [
+            seen("a", note(&board, 10, &[1])),
+            seen("b", note(&board, 10, &[2])),
+            seen("c", note(&board, 5, &[1, 2, 3])),
+        ];
+        let book = book_with(&board, &[(5, 10)]);
+        // Its latest checkpoint alone lets it escape.
+        let escaped = compare(&policy(), None, &latest, &book);
+        assert_eq!(escaped.verdict, AuditVerdict::Ok, "{escaped}");
+
+        let observations = vec![
+            asked(latest[0].clone(), &[(10, note(&board, 10, &[1]))]),
+            asked(latest[1].clone(), &[(10, note(&board, 10, &[2]))]),
+            asked(latest[2].clone(), &[(10, note(&forged, 10, &[3]))]),
+        ];
+        assert_eq!(
+            needed(&policy(), None, &latest).reference_size,
+            needed(&policy(), None, &observations).reference_size
+        );
+        let report = compare(&policy(), None, &observations, &book);
+        assert_eq!(report.verdict, AuditVerdict::Findings, "{report}");
+        assert_eq!(report.findings.len(), 1, "{report}");
+        assert_eq!(report.evidence.len(), 1, "{report}");
+        assert_eq!(report.findings[0].culprits, ["node-3"]);
+        assert!(matches!(
+            verify_evidence(&report.evidence[0], &policy()).unwrap(),
+            Verdict::Equivocation { .. }
+        ));
+        let problem = problem_of(&report, "c").unwrap();
+        assert!(
+            problem.contains("size 10") && problem.contains("EQUIVOCATES"),
+            "{problem}"
+        );
+        assert_eq!(problem_of(&report, "a"), None);
+        assert_eq!(problem_of(&report, "b"), None);
+        assert!(
+            report.to_string().contains("c asked for size 10"),
+            "{report}"
+        );
+        // The honest history stays the reference.
+        let reference = SignedCheckpoint::parse(report.reference.as_deref().unwrap()).unwrap();
+        assert_eq!(
+            reference.checkpoint().root,
+            board.root_at(TreeSize(10)).unwrap()
+        );
+    }
+
+    #[test]
+    fn a_lagging_node_signing_a_fork_below_the_reference_is_not_a_prefix() {
+        let board = honest(10);
+        // c has applied 7 entries in another order from entry 6 on, and serves the
+        // honest final checkpoint of size 5 as its latest.
+        let observations = vec![
+            seen("a", note(&board, 10, &[1, 2])),
+            asked(
+                seen("c", note(&board, 5, &[1, 2, 3])),
+                &[(7, note(&tree(7, 6), 7, &[3]))],
+            ),
+        ];
+        let needs = needed(&policy(), None, &observations);
+        assert!(
+            needs.proofs.contains(&(7, 10, vec!["a".to_string()])),
+            "{needs:?}"
+        );
+        let report = compare(
+            &policy(),
+            None,
+            &observations,
+            &book_with(&board, &[(5, 10), (7, 10)]),
+        );
+        assert_eq!(report.verdict, AuditVerdict::Findings, "{report}");
+        assert_eq!(report.evidence.len(), 1, "{report}");
+        match verify_evidence(&report.evidence[0], &policy()).unwrap() {
+            Verdict::NotAPrefix { culprits, .. } => assert_eq!(culprits, ["node-3"]),
+            other => panic!("wrong verdict {other:?}"),
+        }
+        assert!(problem_of(&report, "c").unwrap().contains("NOT A PREFIX"));
+    }
+
+    #[test]
+    fn an_honest_lagging_node_asked_for_its_own_checkpoint_is_consistent() {
+        let board = honest(10);
+        // c serves the final checkpoint of size 5 and has applied 7 (so it is asked
+        // for 7, not for the reference size 10).
+        let observations = vec![
+            asked(
+                seen("a", note(&board, 10, &[1, 2])),
+                &[(10, note(&board, 10, &[1]))],
+            ),
+            asked(
+                seen("c", note(&board, 5, &[1, 2, 3])),
+                &[(7, note(&board, 7, &[3]))],
+            ),
+        ];
+        let needs = needed(&policy(), None, &observations);
+        assert_eq!(needs.reference_size, Some(10));
+        let report = compare(
+            &policy(),
+            None,
+            &observations,
+            &book_with(&board, &[(5, 10), (7, 10)]),
+        );
+        assert_eq!(report.verdict, AuditVerdict::Ok, "{report}");
+        assert!(report.findings.is_empty() && report.evidence.is_empty());
+        assert_eq!(problem_of(&report, "c"), None);
+        // Without the proof for its own size: incomplete, no accusation.
+        let report = compare(
+            &policy(),
+            None,
+            &observations,
+            &book_with(&board, &[(5, 10)]),
+        );
+        assert_eq!(report.verdict, AuditVerdict::Incomplete, "{report}");
+        assert!(report.findings.is_empty());
+    }
+
+    #[test]
+    fn own_checkpoints_that_fail_or_have_the_wrong_size_are_reported() {
+        let board = honest(10);
+        let mut failed = seen("b", note(&board, 10, &[2]));
+        failed.own.push(OwnCheckpoint {
+            size: 10,
+            note: Err("deadline exceeded".into()),
+        });
+        let observations = vec![
+            seen("a", note(&board, 10, &[1, 2])),
+            failed,
+            asked(
+                seen("c", note(&board, 10, &[3])),
+                &[(10, note(&board, 9, &[3]))],
+            ),
+        ];
+        let report = compare(&policy(), None, &observations, &book_with(&board, &[]));
+        assert_eq!(report.verdict, AuditVerdict::Findings, "{report}");
+        assert!(
+            report.findings.iter().any(|f| f
+                .message
+                .contains("c served an invalid checkpoint when asked for size 10")),
+            "{report}"
+        );
+        assert!(
+            report
+                .warnings
+                .iter()
+                .any(|w| w.contains("b: its checkpoint of size 10 could not be fetched")),
+            "{report}"
+        );
     }
 
     fn book_with(tree: &Tree, pairs: &[(u64, u64)]) -> ProofBook {

@@ -9,7 +9,10 @@
 //! `verify_strict` and reports which one verified. `issued_unix_ms` bounds how long a
 //! captured request stays usable (± the allowed skew); within that window the node must
 //! remember accepted requests to refuse replays (this module has no state and no clock:
-//! the caller passes the time in).
+//! the caller passes the time in). The command's `node_id` names the node it is for;
+//! checking it against the receiving node's id is also the caller's job (the node's
+//! admin service), so that a request accepted by one node cannot be replayed against
+//! another.
 
 use ed25519_dalek::{Signature, Signer as _, SigningKey, VerifyingKey};
 use prost::Message as _;
@@ -132,6 +135,7 @@ mod tests {
                     address: "127.0.0.1:7004".into(),
                 },
             )),
+            node_id: 1,
         }
     }
 
@@ -246,6 +250,7 @@ mod tests {
         let no_command = pb::AdminCommand {
             issued_unix_ms: NOW,
             command: None,
+            node_id: 1,
         };
         let req = sign_admin_command(&no_command, &key(1));
         assert!(matches!(

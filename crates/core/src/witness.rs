@@ -34,6 +34,74 @@ use serde::{Deserialize, Serialize};
 use crate::checkpoint::{CosignaturePolicy, NoteSigner, SignedCheckpoint, MAX_NOTE_SIGNATURES};
 use crate::receipt::MAX_PROOF_HASHES;
 
+/// An `add-checkpoint` request of C2SP tlog-witness: the size the caller proves from,
+/// the consistency proof, and the signed checkpoint. Its body is
+/// `old <size>\n` + one standard-base64 proof hash per line + `\n` + the note.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct AddCheckpoint {
+    /// Size the witness is believed to have cosigned last.
+    pub old_size: u64,
+    /// Consistency proof from `old_size` to the checkpoint's size.
+    pub proof: Vec<Hash>,
+    /// The signed checkpoint note.
+    pub note: String,
+}
+
+impl AddCheckpoint {
+    /// The request body.
+    pub fn to_body(&self) -> String {
+        use base64::Engine as _;
+        let mut body = format!("old {}\n", self.old_size);
+        for hash in &self.proof {
+            body.push_str(&base64::engine::general_purpose::STANDARD.encode(hash.as_bytes()));
+            body.push('\n');
+        }
+        body.push('\n');
+        body.push_str(&self.note);
+        body
+    }
+
+    /// Parses a request body; the error says what is wrong.
+    ///
+    /// # Errors
+    ///
+    /// A message naming the malformed part.
+    pub fn parse(body: &str) -> Result<Self, String> {
+        use base64::Engine as _;
+        let (head, note) = body
+            .split_once("\n\n")
+            .ok_or("missing the blank line between the proof and the checkpoint")?;
+        let mut lines = head.split('\n');
+        let old_size = lines
+            .next()
+            .and_then(|line| line.strip_prefix("old "))
+            .ok_or("the first line must be `old <size>`")?;
+        let old_size = old_size
+            .parse::<u64>()
+            .map_err(|e| format!("old size {old_size:?}: {e}"))?;
+        let proof = lines
+            .enumerate()
+            .map(|(i, line)| {
+                let bytes = base64::engine::general_purpose::STANDARD
+                    .decode(line)
+                    .map_err(|e| format!("proof hash {}: {e}", i + 1))?;
+                Hash::from_slice(&bytes).map_err(|e| format!("proof hash {}: {e}", i + 1))
+            })
+            .collect::<Result<Vec<_>, String>>()?;
+        if proof.len() > MAX_PROOF_HASHES {
+            return Err(format!(
+                "proof has {} hashes, at most {MAX_PROOF_HASHES}",
+                proof.len()
+            ));
+        }
+        Ok(AddCheckpoint {
+            old_size,
+            proof,
+            note: note.to_string(),
+        })
+    }
+}
+
 /// Version of the witness state JSON written by this code.
 pub const WITNESS_STATE_VERSION: u32 = 1;
 
@@ -318,5 +386,47 @@ impl Witness {
             note,
             cosignature,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn add_checkpoint_body_round_trips() {
+        let proof = vec![
+            Hash::from_slice(&[1; 32]).unwrap(),
+            Hash::from_slice(&[2; 32]).unwrap(),
+        ];
+        let note = "o\n5\nroot\n\n— n sig\n";
+        let request = AddCheckpoint {
+            old_size: 3,
+            proof,
+            note: note.into(),
+        };
+        let body = request.to_body();
+        assert!(body.starts_with("old 3\nAQEB"), "{body}");
+        assert_eq!(AddCheckpoint::parse(&body).unwrap(), request);
+        let empty = AddCheckpoint {
+            old_size: 0,
+            proof: vec![],
+            note: note.into(),
+        };
+        assert_eq!(AddCheckpoint::parse(&empty.to_body()).unwrap(), empty);
+    }
+
+    #[test]
+    fn malformed_add_checkpoint_bodies_are_refused_with_a_reason() {
+        for (body, reason) in [
+            ("old 1\n", "blank line"),
+            ("new 1\n\nnote", "old <size>"),
+            ("old x\n\nnote", "old size"),
+            ("old 1\n!!!\n\nnote", "proof hash 1"),
+            ("old 1\nAQEB\n\nnote", "proof hash 1"),
+        ] {
+            let error = AddCheckpoint::parse(body).unwrap_err();
+            assert!(error.contains(reason), "{body:?}: {error}");
+        }
     }
 }

@@ -7,12 +7,15 @@
 //!    admin keys and clock (allowed skew [`DEFAULT_MAX_SKEW`] unless configured);
 //! 2. checks that the signed command is the one this RPC performs (a signed
 //!    `ChangeMembership` body sent to `AddLearner` is refused);
-//! 3. refuses a replay: the signature of every accepted request is remembered for twice
+//! 3. checks that the command names this node (`AdminCommand.node_id`): a request
+//!    signed for one node is refused by every other node, and one naming no node (0)
+//!    by all;
+//! 4. refuses a replay: the signature of every accepted request is remembered for twice
 //!    the skew window, which covers the whole time its `issued_unix_ms` stays acceptable,
 //!    in a map bounded by [`MAX_REMEMBERED_REQUESTS`]. A request is *consumed* when it
 //!    passes these checks, before it runs: if it then fails (e.g. this node is not the
 //!    leader) the operator signs a new one;
-//! 4. runs it on the local [`BoardRaft`].
+//! 5. runs it on the local [`BoardRaft`].
 //!
 //! # Status codes
 //!
@@ -22,6 +25,7 @@
 //! | `issued_unix_ms` outside now ± skew (expired, from the future) | `UNAUTHENTICATED` |
 //! | body too large, not an `AdminCommand`, no command, bad signature length, bad arguments (empty voter set, address not `host:port`) | `INVALID_ARGUMENT` |
 //! | signed command is not the one of the RPC | `FAILED_PRECONDITION` |
+//! | command names another node, or no node (`node_id` 0) | `PERMISSION_DENIED` |
 //! | signature already used (replay) | `ALREADY_EXISTS` |
 //! | too many requests inside the replay window | `RESOURCE_EXHAUSTED` |
 //! | this node is not the leader | `FAILED_PRECONDITION`, naming the leader's id and address |
@@ -37,11 +41,12 @@
 //!
 //! An unknown key is `UNAUTHENTICATED`, not `PERMISSION_DENIED`: a request carries no
 //! signer, so "signed by a key we do not trust" and "badly signed" are indistinguishable,
-//! and there is only one permission level.
+//! and there is only one permission level. `PERMISSION_DENIED` is kept for a validly
+//! signed command addressed to another node.
 //!
-//! A command names no target node, so a request accepted by one node could be replayed
-//! against another node of the cluster within the skew window; membership changes go
-//! through the leader only, and `TriggerSnapshot`/`Campaign` are harmless to repeat.
+//! The replay cache is per node; what stops a request accepted by one node from being
+//! replayed against another node of the cluster within the skew window is the target
+//! `node_id` inside the signed body (step 3).
 
 // tonic's `Status` is the error type fixed by the trait we implement.
 #![allow(clippy::result_large_err)]
@@ -212,7 +217,7 @@ impl AdminService {
         self.raft.metrics().borrow().id
     }
 
-    /// Steps 1–3 of the module documentation: the verified command of `rpc`.
+    /// Steps 1–4 of the module documentation: the verified command of `rpc`.
     fn authorize(
         &self,
         rpc: AdminRpc,
@@ -235,6 +240,7 @@ impl AdminService {
                 "the signed command is {signed_rpc}, but it was sent to {rpc}"
             )));
         }
+        check_target(cmd.node_id, self.node_id())?;
         // verify_admin_request checked the length.
         let signature: [u8; SIGNATURE_LEN] = request
             .signature
@@ -461,6 +467,22 @@ fn verify_error(e: CoreError) -> Status {
     }
 }
 
+/// Checks that a command naming `target` is for this node, `me`.
+fn check_target(target: NodeId, me: NodeId) -> Result<(), Status> {
+    if target == 0 {
+        return Err(Status::permission_denied(
+            "admin command names no target node (node_id 0); sign one naming this node",
+        ));
+    }
+    if target != me {
+        return Err(Status::permission_denied(format!(
+            "admin command is for node {target}, but this is node {me}; refused (sign one \
+             naming node {me})"
+        )));
+    }
+    Ok(())
+}
+
 /// Checks that `address` looks like `host:port`.
 fn check_address(address: &str) -> Result<(), Status> {
     let valid = address.rsplit_once(':').is_some_and(|(host, port)| {
@@ -649,14 +671,16 @@ mod tests {
         now_unix_ms().unwrap()
     }
 
-    fn signed(command: Command) -> SignedAdminRequest {
-        signed_at(command, now_ms())
+    /// `command` for node `node_id`, issued now and signed by the admin key.
+    fn signed(node_id: NodeId, command: Command) -> SignedAdminRequest {
+        signed_at(node_id, command, now_ms())
     }
 
-    fn signed_at(command: Command, issued_unix_ms: u64) -> SignedAdminRequest {
+    fn signed_at(node_id: NodeId, command: Command, issued_unix_ms: u64) -> SignedAdminRequest {
         let cmd = AdminCommand {
             issued_unix_ms,
             command: Some(command),
+            node_id,
         };
         sign_admin_command(&cmd, &admin_key())
     }
@@ -698,7 +722,7 @@ mod tests {
         let add = add_learner_cmd(&learner);
 
         // Unsigned.
-        let mut unsigned = signed(add.clone());
+        let mut unsigned = signed(1, add.clone());
         unsigned.signature.clear();
         let status = client.add_learner(unsigned).await.unwrap_err();
         assert_eq!(status.code(), Code::Unauthenticated, "{status}");
@@ -708,6 +732,7 @@ mod tests {
             &AdminCommand {
                 issued_unix_ms: now_ms(),
                 command: Some(add.clone()),
+                node_id: 1,
             },
             &SigningKey::from_bytes(&[7; 32]),
         );
@@ -715,7 +740,7 @@ mod tests {
         assert_eq!(status.code(), Code::Unauthenticated, "{status}");
 
         // Body altered after signing.
-        let mut altered = signed(add.clone());
+        let mut altered = signed(1, add.clone());
         let last = altered.body.len() - 1;
         altered.body[last] ^= 1;
         let status = client.add_learner(altered).await.unwrap_err();
@@ -724,7 +749,7 @@ mod tests {
         // Expired and from the future.
         for issued in [now_ms() - 10 * 60_000, now_ms() + 10 * 60_000] {
             let status = client
-                .add_learner(signed_at(add.clone(), issued))
+                .add_learner(signed_at(1, add.clone(), issued))
                 .await
                 .unwrap_err();
             assert_eq!(status.code(), Code::Unauthenticated, "{status}");
@@ -744,41 +769,80 @@ mod tests {
         let change = Command::ChangeMembership(ChangeMembershipCommand {
             voter_ids: vec![1, 2],
         });
-        let status = client.add_learner(signed(change)).await.unwrap_err();
+        let status = client.add_learner(signed(1, change)).await.unwrap_err();
         assert_eq!(status.code(), Code::FailedPrecondition, "{status}");
 
         // Nothing changed.
         assert_eq!(*leader.raft.metrics().borrow().membership_config, before);
 
         // A good request works once; the same bytes again are a replay.
-        let good = signed(add);
+        let good = signed(1, add);
         let response = client.add_learner(good.clone()).await.unwrap().into_inner();
         assert!(response.message.contains("learner"), "{}", response.message);
         assert_eq!(nodes(&leader), BTreeSet::from([1, 2]));
-        let status = client.add_learner(good).await.unwrap_err();
+        let status = client.add_learner(good.clone()).await.unwrap_err();
         assert_eq!(status.code(), Code::AlreadyExists, "{status}");
+
+        // The same bytes replayed against another node of the cluster: refused, since
+        // they name node 1 (node 2's replay cache has never seen them).
+        let mut learner_client = learner.client().await;
+        let status = learner_client.add_learner(good).await.unwrap_err();
+        assert_eq!(status.code(), Code::PermissionDenied, "{status}");
+        assert!(
+            status.message().contains("for node 1") && status.message().contains("node 2"),
+            "{status}"
+        );
+        // A command naming no node is refused everywhere.
+        let status = client
+            .trigger_snapshot(signed(
+                0,
+                Command::TriggerSnapshot(TriggerSnapshotCommand {}),
+            ))
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::PermissionDenied, "{status}");
+        assert!(
+            status.message().contains("names no target node"),
+            "{status}"
+        );
+        // A refusal for another node consumes nothing: the request signed for node 1,
+        // first sent to node 2, still works on node 1.
+        let for_leader = signed(1, Command::TriggerSnapshot(TriggerSnapshotCommand {}));
+        let status = learner_client
+            .trigger_snapshot(for_leader.clone())
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::PermissionDenied, "{status}");
+        client.trigger_snapshot(for_leader).await.unwrap();
 
         // Arguments are checked.
         let status = client
-            .add_learner(signed(Command::AddLearner(AddLearnerCommand {
-                node_id: 9,
-                address: "no port".into(),
-            })))
+            .add_learner(signed(
+                1,
+                Command::AddLearner(AddLearnerCommand {
+                    node_id: 9,
+                    address: "no port".into(),
+                }),
+            ))
             .await
             .unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument, "{status}");
         let status = client
-            .change_membership(signed(Command::ChangeMembership(ChangeMembershipCommand {
-                voter_ids: vec![],
-            })))
+            .change_membership(signed(
+                1,
+                Command::ChangeMembership(ChangeMembershipCommand { voter_ids: vec![] }),
+            ))
             .await
             .unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument, "{status}");
         // Unknown voter: openraft refuses.
         let status = client
-            .change_membership(signed(Command::ChangeMembership(ChangeMembershipCommand {
-                voter_ids: vec![1, 9],
-            })))
+            .change_membership(signed(
+                1,
+                Command::ChangeMembership(ChangeMembershipCommand {
+                    voter_ids: vec![1, 9],
+                }),
+            ))
             .await
             .unwrap_err();
         assert_eq!(status.code(), Code::FailedPrecondition, "{status}");
@@ -792,9 +856,10 @@ mod tests {
             node_id: 3,
             address: "127.0.0.1:1".into(),
         });
-        let status = admin_server::Admin::add_learner(&service, Request::new(signed(unreachable)))
-            .await
-            .unwrap_err();
+        let status =
+            admin_server::Admin::add_learner(&service, Request::new(signed(1, unreachable)))
+                .await
+                .unwrap_err();
         assert_eq!(status.code(), Code::DeadlineExceeded, "{status}");
         assert!(status.message().contains("was added"), "{status}");
         assert_eq!(nodes(&leader), BTreeSet::from([1, 2, 3]));
@@ -810,7 +875,7 @@ mod tests {
         let mut client = leader.client().await;
 
         let response = client
-            .add_learner(signed(add_learner_cmd(&second)))
+            .add_learner(signed(1, add_learner_cmd(&second)))
             .await
             .unwrap()
             .into_inner();
@@ -826,14 +891,17 @@ mod tests {
         // leader.
         let mut second_client = second.client().await;
         let status = second_client
-            .campaign(signed(Command::Campaign(CampaignCommand::default())))
+            .campaign(signed(2, Command::Campaign(CampaignCommand::default())))
             .await
             .unwrap_err();
         assert_eq!(status.code(), Code::FailedPrecondition, "{status}");
         let status = second_client
-            .change_membership(signed(Command::ChangeMembership(ChangeMembershipCommand {
-                voter_ids: vec![1, 2],
-            })))
+            .change_membership(signed(
+                2,
+                Command::ChangeMembership(ChangeMembershipCommand {
+                    voter_ids: vec![1, 2],
+                }),
+            ))
             .await
             .unwrap_err();
         assert_eq!(status.code(), Code::FailedPrecondition, "{status}");
@@ -843,9 +911,12 @@ mod tests {
         );
 
         let response = client
-            .change_membership(signed(Command::ChangeMembership(ChangeMembershipCommand {
-                voter_ids: vec![1, 2],
-            })))
+            .change_membership(signed(
+                1,
+                Command::ChangeMembership(ChangeMembershipCommand {
+                    voter_ids: vec![1, 2],
+                }),
+            ))
             .await
             .unwrap()
             .into_inner();
@@ -864,7 +935,10 @@ mod tests {
         // Snapshot on the leader.
         let applied = leader.raft.metrics().borrow().last_applied.unwrap().index;
         let response = client
-            .trigger_snapshot(signed(Command::TriggerSnapshot(TriggerSnapshotCommand {})))
+            .trigger_snapshot(signed(
+                1,
+                Command::TriggerSnapshot(TriggerSnapshotCommand {}),
+            ))
             .await
             .unwrap()
             .into_inner();
@@ -887,7 +961,7 @@ mod tests {
         // wins is up to the voters: a follower that hears from a live leader refuses).
         let term = second.raft.metrics().borrow().current_term;
         let response = second_client
-            .campaign(signed(Command::Campaign(CampaignCommand::default())))
+            .campaign(signed(2, Command::Campaign(CampaignCommand::default())))
             .await
             .unwrap()
             .into_inner();

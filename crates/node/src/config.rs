@@ -47,6 +47,15 @@ pub struct PeerConfig {
     pub organisation: String,
 }
 
+/// An independent witness this node feeds its final checkpoints to.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
+pub struct WitnessPeer {
+    /// Base URL of its `add-checkpoint` service, e.g. `http://witness.example:7380`.
+    pub url: String,
+    /// Its verifier key (`name+keyid+base64`).
+    pub verifier_key: String,
+}
+
 /// Raft timing. Defaults: heartbeat 250 ms, election timeout 1–2 s.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
@@ -154,6 +163,15 @@ pub struct NodeConfig {
     /// Batching and limits.
     #[serde(default)]
     pub limits: Limits,
+    /// Witnesses fed with every final checkpoint; their cosignatures are merged into
+    /// the checkpoints this node serves (and into receipts).
+    #[serde(default)]
+    pub witnesses: Vec<WitnessPeer>,
+    /// Witness cosignatures a checkpoint needs, on top of the node signatures, before
+    /// this node calls it final (and hands out receipts with it). Default: none
+    /// required (witnesses, if any, are fed on a best-effort basis).
+    #[serde(default)]
+    pub witness_threshold: Option<usize>,
 }
 
 impl NodeConfig {
@@ -243,7 +261,35 @@ impl NodeConfig {
             Some(k) => CosignaturePolicy::new(&self.origin, keys, k),
             None => CosignaturePolicy::majority(&self.origin, keys),
         };
-        policy.map_err(|e| ConfigError::Invalid(e.to_string()))
+        let policy = policy.map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        match self.witness_threshold {
+            None | Some(0) => Ok(policy),
+            Some(m) => policy
+                .with_witnesses(self.witness_verifiers()?, m)
+                .map_err(|e| ConfigError::Invalid(format!("witnesses: {e}"))),
+        }
+    }
+
+    /// The cosignature policy over the node keys alone (what the nodes' own
+    /// cosigning must reach before witnesses are asked).
+    pub fn node_policy(&self) -> Result<CosignaturePolicy, ConfigError> {
+        NodeConfig {
+            witness_threshold: None,
+            ..self.clone()
+        }
+        .policy()
+    }
+
+    /// The verifier keys of the configured witnesses.
+    pub fn witness_verifiers(&self) -> Result<Vec<NoteVerifier>, ConfigError> {
+        self.witnesses
+            .iter()
+            .map(|w| {
+                NoteVerifier::parse(&w.verifier_key).map_err(|e| {
+                    ConfigError::Invalid(format!("witness {} verifier key: {e}", w.url))
+                })
+            })
+            .collect()
     }
 
     /// The openraft configuration derived from the tuning.

@@ -15,6 +15,9 @@
 //! - [`inclusion`]: inclusion deadlines of forwarded entries and censorship alarms.
 //! - [`http`]: the read-only HTTP/JSON mirror, ballot tracker page, metrics, health
 //!   (HTTP/1.1 on the gRPC port).
+//! - [`witnessing`]: feeding final checkpoints to the configured witnesses and merging
+//!   their cosignatures; [`witness_server`]: the witness service itself
+//!   (`bboard witness serve`); [`http_client`]: the HTTP/1.1 client they share.
 //! - [`fault`]: test-only misbehaviour (cargo feature `fault-injection`).
 //! - [`admin`]: the signed operator service (membership, snapshot, campaign).
 //! - [`runtime`]: starting (integrity check, Raft, gRPC + health + reflection) and
@@ -28,6 +31,7 @@ pub mod board_store;
 pub mod config;
 pub mod fault;
 pub mod http;
+pub mod http_client;
 pub mod inclusion;
 pub mod log_store;
 pub mod network;
@@ -36,3 +40,5 @@ pub mod runtime;
 pub mod service;
 pub mod state_machine;
 pub mod types;
+pub mod witness_server;
+pub mod witnessing;

@@ -65,8 +65,13 @@ pub struct Shared {
     pub board: BoardStore,
     /// This node's checkpoint key.
     pub signer: NoteSigner,
-    /// The cluster's cosignature policy.
+    /// The cluster's cosignature policy (node signatures and, if configured, witness
+    /// cosignatures): what makes a checkpoint final.
     pub policy: CosignaturePolicy,
+    /// The node signatures alone: what the nodes' own cosigning must reach.
+    pub node_policy: CosignaturePolicy,
+    /// Sizes the configured witnesses last cosigned.
+    pub witness_sizes: crate::witnessing::WitnessSizes,
     /// Applied state published by the state machine.
     pub applied: watch::Receiver<AppliedState>,
     /// Latest final (k-of-n) checkpoint.
@@ -92,6 +97,7 @@ impl Shared {
         inclusion: crate::inclusion::Inclusion,
     ) -> Result<(Arc<Self>, mpsc::Receiver<PendingAppend>), crate::config::ConfigError> {
         let policy = config.policy()?;
+        let node_policy = config.node_policy()?;
         let (batcher, queue) = mpsc::channel(QUEUE_DEPTH);
         let (finals, _) = watch::channel(None);
         Ok((
@@ -101,6 +107,8 @@ impl Shared {
                 board,
                 signer,
                 policy,
+                node_policy,
+                witness_sizes: Default::default(),
                 applied,
                 finals,
                 recent: Mutex::new(BTreeMap::new()),
@@ -214,7 +222,7 @@ impl Shared {
             .filter(|p| p.id != self.config.node_id)
             .map(|p| request_cosignature(&p.address, size, COSIGN_TIMEOUT))
             .collect();
-        while self.policy.verify(&merged).is_err() {
+        while self.node_policy.verify(&merged).is_err() {
             let Some(result) = requests.next().await else {
                 break;
             };
@@ -297,7 +305,23 @@ pub async fn run_cosigner(shared: Arc<Shared>, mut shutdown: watch::Receiver<boo
         let size = applied.borrow_and_update().size;
         if size > done || (size > 0 && shared.finals.borrow().is_none()) {
             match shared.cosign_round(size).await {
-                Ok(checkpoint) => match shared.policy.verify(&checkpoint) {
+                Ok(checkpoint) => match shared.node_policy.verify(&checkpoint).map(|_| ()) {
+                    Ok(()) if !shared.config.witnesses.is_empty() => {
+                        let checkpoint = crate::witnessing::cosign(&shared, checkpoint).await;
+                        match shared.policy.verify(&checkpoint) {
+                            Ok(_) => {
+                                done = size;
+                                shared.finals.send_replace(Some(checkpoint));
+                            }
+                            Err(e) => {
+                                tracing::warn!(size, error = %e, "not enough witness cosignatures yet");
+                                tokio::select! {
+                                    _ = tokio::time::sleep(Duration::from_millis(500)) => continue,
+                                    _ = shutdown.changed() => return,
+                                }
+                            }
+                        }
+                    }
                     Ok(_) => {
                         done = size;
                         shared.finals.send_replace(Some(checkpoint));

@@ -34,6 +34,14 @@ struct TestCluster {
 }
 
 async fn start_cluster(n: u64) -> TestCluster {
+    start_cluster_with(n, Vec::new(), None).await
+}
+
+async fn start_cluster_with(
+    n: u64,
+    witnesses: Vec<bboard_node::config::WitnessPeer>,
+    witness_threshold: Option<usize>,
+) -> TestCluster {
     let dir = tempfile::tempdir().unwrap();
     let keys: Vec<SigningKey> = (0..n)
         .map(|i| SigningKey::from_bytes(&[10 + i as u8; 32]))
@@ -82,6 +90,8 @@ async fn start_cluster(n: u64) -> TestCluster {
                 checkpoint_record_interval_ms: 300,
                 ..Default::default()
             },
+            witnesses: witnesses.clone(),
+            witness_threshold,
         };
         nodes.push(start(config).await.unwrap());
     }
@@ -623,7 +633,8 @@ async fn the_leader_records_final_checkpoints_on_the_board() {
     let signed = bboard_core::checkpoint::SignedCheckpoint::parse(&note).unwrap();
     let verified = cluster.policy.verify(&signed).unwrap();
     let size = verified.checkpoint.size.0;
-    assert!(size >= 5, "recorded size {size}");
+    // At the earliest, once the leader's own key is registered (genesis + 1).
+    assert!(size >= 2, "recorded size {size}");
     assert_eq!(board.root_at(size).unwrap(), verified.checkpoint.root);
     for node in cluster.nodes {
         node.shutdown().await;
@@ -705,6 +716,72 @@ async fn the_http_side_mirrors_the_board_and_serves_metrics() {
     let (code, body) = http_get(endpoint, "/").await;
     assert_eq!(code, 200);
     assert!(body.contains("ballot tracker"));
+    for node in cluster.nodes {
+        node.shutdown().await;
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+async fn receipts_carry_the_cosignature_of_a_required_witness() {
+    use bboard_core::checkpoint::NoteVerifier;
+    use bboard_core::witness::Witness;
+    use bboard_node::witness_server::{router, WitnessService};
+    // The log's policy, as the cluster's nodes sign (same keys as start_cluster_with).
+    let node_keys: Vec<NoteVerifier> = (0..3u8)
+        .map(|i| {
+            NoteSigner::new(
+                &format!("node-{}", i + 1),
+                SigningKey::from_bytes(&[10 + i; 32]),
+            )
+            .unwrap()
+            .verifier()
+        })
+        .collect();
+    let log_policy = CosignaturePolicy::majority(ORIGIN, node_keys).unwrap();
+    let witness_signer = NoteSigner::new("witness-1", SigningKey::from_bytes(&[77; 32])).unwrap();
+    let witness_key = witness_signer.verifier();
+    let state_dir = tempfile::tempdir().unwrap();
+    let state_file = bboard_client::audit::WitnessStateFile::new(state_dir.path().join("w.json"));
+    let service =
+        WitnessService::open(Witness::new(witness_signer, [log_policy]), state_file).unwrap();
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+    let url = format!("http://{}", listener.local_addr().unwrap());
+    tokio::spawn(async move { axum::serve(listener, router(service)).await });
+
+    let cluster = start_cluster_with(
+        3,
+        vec![bboard_node::config::WitnessPeer {
+            url,
+            verifier_key: witness_key.to_string(),
+        }],
+        Some(1),
+    )
+    .await;
+    let authority = SigningKey::from_bytes(&[1; 32]);
+    let genesis = SignedEnvelope::sign_body(
+        &body(
+            pb::entry_body::Kind::Genesis(pb::BoardGenesis {
+                origin: ORIGIN.into(),
+                authority_keys: vec![authority.verifying_key().as_bytes().to_vec()],
+                description: String::new(),
+            }),
+            0,
+        ),
+        &authority,
+    );
+    append(&cluster.endpoints[0], &genesis).await.unwrap();
+    let response = append(&cluster.endpoints[1], &note(&authority, 1))
+        .await
+        .unwrap();
+    // The receipt satisfies a client that requires the witness on top of 2-of-3 nodes.
+    let with_witness = cluster
+        .policy
+        .clone()
+        .with_witnesses(vec![witness_key], 1)
+        .unwrap();
+    let receipt = Receipt::from_proto(response.receipt.as_ref().unwrap()).unwrap();
+    let verified = receipt.verify(&with_witness).unwrap();
+    assert_eq!(verified.checkpoint.witnesses, vec!["witness-1".to_string()]);
     for node in cluster.nodes {
         node.shutdown().await;
     }

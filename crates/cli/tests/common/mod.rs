@@ -257,6 +257,8 @@ impl Cluster {
                 peers: peers.clone(),
                 raft: raft.clone(),
                 limits: Limits::default(),
+                witnesses: Vec::new(),
+                witness_threshold: None,
             };
             config.validate().unwrap();
             let config_path = node_dir.join("config.toml");
