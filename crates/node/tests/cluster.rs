@@ -172,17 +172,7 @@ fn verify(policy: &CosignaturePolicy, response: &pb::AppendResponse) -> u64 {
 async fn three_nodes_append_prove_and_agree() {
     let cluster = start_cluster(3).await;
     let authority = SigningKey::from_bytes(&[1; 32]);
-    let genesis = SignedEnvelope::sign_body(
-        &body(
-            pb::entry_body::Kind::Genesis(pb::BoardGenesis {
-                origin: ORIGIN.into(),
-                authority_keys: vec![authority.verifying_key().as_bytes().to_vec()],
-                description: String::new(),
-            }),
-            0,
-        ),
-        &authority,
-    );
+    let genesis = genesis(&authority);
     // Before the genesis, nothing else is accepted.
     let early = append(&cluster.endpoints[0], &note(&authority, 1))
         .await
@@ -332,8 +322,8 @@ async fn three_nodes_append_prove_and_agree() {
     }
 }
 
-async fn post_genesis(cluster: &TestCluster, authority: &SigningKey) {
-    let genesis = SignedEnvelope::sign_body(
+fn genesis(authority: &SigningKey) -> SignedEnvelope {
+    SignedEnvelope::sign_body(
         &body(
             pb::entry_body::Kind::Genesis(pb::BoardGenesis {
                 origin: ORIGIN.into(),
@@ -343,8 +333,13 @@ async fn post_genesis(cluster: &TestCluster, authority: &SigningKey) {
             0,
         ),
         authority,
-    );
-    append(&cluster.endpoints[0], &genesis).await.unwrap();
+    )
+}
+
+async fn post_genesis(cluster: &TestCluster, authority: &SigningKey) {
+    append(&cluster.endpoints[0], &genesis(authority))
+        .await
+        .unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -575,18 +570,7 @@ async fn revoked_signers_and_oversized_messages_are_refused() {
 async fn the_leader_records_final_checkpoints_on_the_board() {
     let cluster = start_cluster(3).await;
     let authority = SigningKey::from_bytes(&[1; 32]);
-    let genesis = SignedEnvelope::sign_body(
-        &body(
-            pb::entry_body::Kind::Genesis(pb::BoardGenesis {
-                origin: ORIGIN.into(),
-                authority_keys: vec![authority.verifying_key().as_bytes().to_vec()],
-                description: String::new(),
-            }),
-            0,
-        ),
-        &authority,
-    );
-    append(&cluster.endpoints[0], &genesis).await.unwrap();
+    post_genesis(&cluster, &authority).await;
     // Register every node's checkpoint key with ROLE_NODE.
     for i in 0..3u8 {
         let node_key = SigningKey::from_bytes(&[10 + i; 32]);
@@ -665,18 +649,7 @@ async fn http_get(endpoint: &str, path: &str) -> (u16, String) {
 async fn the_http_side_mirrors_the_board_and_serves_metrics() {
     let cluster = start_cluster(3).await;
     let authority = SigningKey::from_bytes(&[1; 32]);
-    let genesis = SignedEnvelope::sign_body(
-        &body(
-            pb::entry_body::Kind::Genesis(pb::BoardGenesis {
-                origin: ORIGIN.into(),
-                authority_keys: vec![authority.verifying_key().as_bytes().to_vec()],
-                description: String::new(),
-            }),
-            0,
-        ),
-        &authority,
-    );
-    append(&cluster.endpoints[0], &genesis).await.unwrap();
+    post_genesis(&cluster, &authority).await;
     append(&cluster.endpoints[0], &note(&authority, 1))
         .await
         .unwrap();
@@ -758,18 +731,7 @@ async fn receipts_carry_the_cosignature_of_a_required_witness() {
     )
     .await;
     let authority = SigningKey::from_bytes(&[1; 32]);
-    let genesis = SignedEnvelope::sign_body(
-        &body(
-            pb::entry_body::Kind::Genesis(pb::BoardGenesis {
-                origin: ORIGIN.into(),
-                authority_keys: vec![authority.verifying_key().as_bytes().to_vec()],
-                description: String::new(),
-            }),
-            0,
-        ),
-        &authority,
-    );
-    append(&cluster.endpoints[0], &genesis).await.unwrap();
+    post_genesis(&cluster, &authority).await;
     let response = append(&cluster.endpoints[1], &note(&authority, 1))
         .await
         .unwrap();
