@@ -54,6 +54,10 @@ pub struct DemoArgs {
     /// Board origin (name in checkpoints).
     #[arg(long, default_value = "demo.bboard.local/election-2026")]
     origin: String,
+    /// Terminals wait a random time up to this many milliseconds before posting each
+    /// ballot (real stations would use seconds; it blurs timestamp-to-voter links).
+    #[arg(long, value_name = "MS", default_value_t = 10)]
+    max_delay_ms: u64,
 }
 
 /// Runs the demo.
@@ -334,10 +338,11 @@ async fn run_election(demo: &mut Demo, args: &DemoArgs, keys_dir: &Path) -> Resu
         .map(|p| p.first().map_or(0, |c| c.iter().sum::<u64>()))
         .sum();
     println!(
-        "4. {} ballots cast by {} terminals in parallel in {:.1?} (every one encrypted, proven, chained by tracking code)",
+        "4. {} ballots cast by {} terminals in parallel in {:.1?} (every one encrypted, proven, chained by tracking code, posted after a random delay of up to {} ms)",
         args.ballots,
         terminals.len(),
-        started.elapsed()
+        started.elapsed(),
+        args.max_delay_ms
     );
     println!("   {spoiled_line}");
     ensure!(
@@ -506,8 +511,11 @@ async fn vote(
         let key = key.clone();
         let seen = demo.seen;
         let seed = args.seed.wrapping_add(t as u64);
+        let max_delay = std::time::Duration::from_millis(args.max_delay_ms);
         tasks.push(tokio::spawn(async move {
-            let mut session = TerminalSession::open(&client, ELECTION_ID, key, seen).await?;
+            let mut session = TerminalSession::open(&client, ELECTION_ID, key, seen)
+                .await?
+                .with_max_delay(max_delay);
             let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
             let mut chosen = Vec::new();
             let mut spoiled = None;

@@ -366,6 +366,23 @@ struct VoteArgs {
     /// contest. Contests without one get no selection.
     #[arg(long = "choice", value_name = "CONTEST=OPTIONS")]
     choices: Vec<String>,
+    #[command(flatten)]
+    delay: DelayArgs,
+}
+
+/// Anonymity option of the terminal commands.
+#[derive(clap::Args, Debug)]
+struct DelayArgs {
+    /// Wait a random time up to this many milliseconds before posting each ballot, so
+    /// that its board timestamp does not point at the voter seen at the terminal.
+    #[arg(long, value_name = "MS", default_value_t = 0)]
+    max_delay_ms: u64,
+}
+
+impl DelayArgs {
+    fn max_delay(&self) -> std::time::Duration {
+        std::time::Duration::from_millis(self.max_delay_ms)
+    }
 }
 
 #[derive(clap::Subcommand)]
@@ -387,6 +404,8 @@ enum TerminalCommand {
         /// Seed of the random selections.
         #[arg(long, default_value_t = 1)]
         seed: u64,
+        #[command(flatten)]
+        delay: DelayArgs,
     },
 }
 
@@ -409,6 +428,7 @@ pub fn run_terminal(args: TerminalArgs) -> Result<()> {
             key,
             ballots,
             seed,
+            delay,
         } => {
             ensure!(
                 (1..=MAX_SIMULATED_BALLOTS).contains(&ballots),
@@ -416,7 +436,9 @@ pub fn run_terminal(args: TerminalArgs) -> Result<()> {
             );
             let key = read_private_key(&key)?;
             with_client(&target, async |client| {
-                let mut session = TerminalSession::open(&client, &target.election, key, 0).await?;
+                let mut session = TerminalSession::open(&client, &target.election, key, 0)
+                    .await?
+                    .with_max_delay(delay.max_delay());
                 let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
                 let started = Instant::now();
                 let step = (ballots / 10).max(1);
@@ -452,7 +474,9 @@ pub fn run_terminal(args: TerminalArgs) -> Result<()> {
 fn cast_from_flags(args: VoteArgs, challenge: bool) -> Result<()> {
     let key = read_private_key(&args.key)?;
     with_client(&args.target, async |client| {
-        let mut session = TerminalSession::open(&client, &args.target.election, key, 0).await?;
+        let mut session = TerminalSession::open(&client, &args.target.election, key, 0)
+            .await?
+            .with_max_delay(args.delay.max_delay());
         let selections = parse_choices(&session.manifest, &args.choices)?;
         let receipt = session.cast(&selections, challenge).await?;
         if let Some(spoiled) = &receipt.spoiled {

@@ -12,7 +12,8 @@ use bboard_client::BoardClient;
 use bboard_core::election::{short_tracking_code, tracking_code, TRACKING_CODE_LEN};
 use bboard_core::pb::{self, entry_body::Kind, Phase};
 use ed25519_dalek::SigningKey;
-use rand_core::OsRng;
+use rand_core::{OsRng, RngCore};
+use std::time::Duration;
 
 use super::board::{sign, submit, ElectionView};
 
@@ -27,6 +28,8 @@ pub struct TerminalSession {
     /// The terminal's precinct (from its registration).
     pub precinct_id: String,
     head: [u8; TRACKING_CODE_LEN],
+    /// Longest random wait before posting a ballot (zero: none).
+    max_delay: Duration,
 }
 
 /// What a terminal hands the voter.
@@ -63,7 +66,17 @@ impl TerminalSession {
             manifest: view.manifest,
             key_set,
             precinct_id,
+            max_delay: Duration::ZERO,
         })
+    }
+
+    /// Waits a random time up to `max_delay` before posting each ballot. Polling
+    /// stations may be filmed: without the delay, a ballot's board timestamp and
+    /// terminal point at the voter seen at that terminal at that second (DESIGN.md §3).
+    /// The ballot stays sealed either way; the delay only blurs that link.
+    pub fn with_max_delay(mut self, max_delay: Duration) -> Self {
+        self.max_delay = max_delay;
+        self
     }
 
     /// Encrypts `selections` and posts the ballot, or — when `challenge` — posts it as a
@@ -96,6 +109,10 @@ impl TerminalSession {
         } else {
             "the ballot"
         };
+        if !self.max_delay.is_zero() {
+            let wait = OsRng.next_u64() % (self.max_delay.as_millis() as u64 + 1);
+            tokio::time::sleep(Duration::from_millis(wait)).await;
+        }
         let append = submit(&self.client, &envelope, what).await?;
         let code_hex = hex::encode(code);
         if !append.receipt.tracking_code.is_empty() && append.receipt.tracking_code != code_hex {
