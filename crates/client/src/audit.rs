@@ -85,28 +85,49 @@ impl Default for AuditState {
 impl AuditState {
     /// Reads the state file; a missing file is the empty state (first run).
     pub fn load(path: &Path) -> io::Result<Self> {
-        match std::fs::read_to_string(path) {
-            Ok(text) => {
-                let state: AuditState = serde_json::from_str(&text)
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-                if state.version != AUDIT_STATE_VERSION {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("audit state version {} is not supported", state.version),
-                    ));
-                }
-                Ok(state)
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(AuditState::default()),
-            Err(e) => Err(e),
-        }
+        load_json(
+            path,
+            "audit",
+            |state: &AuditState| state.version,
+            AUDIT_STATE_VERSION,
+        )
     }
 
     /// Writes the state file atomically and durably ([`write_atomically`]).
     pub fn save(&self, path: &Path) -> io::Result<()> {
-        let json = serde_json::to_vec_pretty(self).map_err(io::Error::other)?;
-        write_atomically(path, &json)
+        save_json(path, self)
     }
+}
+
+/// Reads a versioned JSON state file; a missing file is the default (empty) state.
+/// `version` reads the file's format version, which must be `expected`.
+fn load_json<T: serde::de::DeserializeOwned + Default>(
+    path: &Path,
+    what: &str,
+    version: impl Fn(&T) -> u32,
+    expected: u32,
+) -> io::Result<T> {
+    match std::fs::read_to_string(path) {
+        Ok(text) => {
+            let state: T = serde_json::from_str(&text)
+                .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
+            if version(&state) != expected {
+                return Err(io::Error::new(
+                    io::ErrorKind::InvalidData,
+                    format!("{what} state version {} is not supported", version(&state)),
+                ));
+            }
+            Ok(state)
+        }
+        Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(T::default()),
+        Err(e) => Err(e),
+    }
+}
+
+/// Writes a state file as pretty JSON, atomically and durably ([`write_atomically`]).
+fn save_json<T: Serialize>(path: &Path, state: &T) -> io::Result<()> {
+    let json = serde_json::to_vec_pretty(state).map_err(io::Error::other)?;
+    write_atomically(path, &json)
 }
 
 /// Replaces `path` with `bytes` so that after a crash the file holds either the old or
@@ -166,27 +187,17 @@ impl WitnessStateFile {
 
     /// Reads the state; a missing file is the empty state (nothing cosigned yet).
     pub fn load(&self) -> io::Result<WitnessState> {
-        match std::fs::read_to_string(&self.path) {
-            Ok(text) => {
-                let state: WitnessState = serde_json::from_str(&text)
-                    .map_err(|e| io::Error::new(io::ErrorKind::InvalidData, e))?;
-                if state.version != bboard_core::witness::WITNESS_STATE_VERSION {
-                    return Err(io::Error::new(
-                        io::ErrorKind::InvalidData,
-                        format!("witness state version {} is not supported", state.version),
-                    ));
-                }
-                Ok(state)
-            }
-            Err(e) if e.kind() == io::ErrorKind::NotFound => Ok(WitnessState::default()),
-            Err(e) => Err(e),
-        }
+        load_json(
+            &self.path,
+            "witness",
+            |state: &WitnessState| state.version,
+            bboard_core::witness::WITNESS_STATE_VERSION,
+        )
     }
 
     /// Writes the state atomically and durably.
     pub fn save(&self, state: &WitnessState) -> io::Result<()> {
-        let json = serde_json::to_vec_pretty(state).map_err(io::Error::other)?;
-        write_atomically(&self.path, &json)
+        save_json(&self.path, state)
     }
 }
 
