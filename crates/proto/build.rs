@@ -1,6 +1,7 @@
 //! Compiles `proto/bboard/v1/*.proto` without a system `protoc`: `protox` parses the
 //! files into a descriptor set, `tonic-prost-build` generates messages and services from
-//! it. The descriptor set is also written to OUT_DIR for gRPC reflection.
+//! it. The descriptor set is also written to OUT_DIR for gRPC reflection. Service stubs
+//! are generated only with the crate's `grpc` feature.
 
 use std::path::PathBuf;
 
@@ -21,9 +22,15 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         prost::Message::encode_to_vec(&descriptors),
     )?;
 
+    // Without `grpc` only the prost messages are generated (by prost-build alone), so
+    // a crate using them builds no tonic; with it, tonic-prost-build adds the client
+    // and server stubs to the same file.
+    #[cfg(feature = "grpc")]
     tonic_prost_build::configure()
         .build_server(true)
         .build_client(true)
         .compile_fds(descriptors)?;
+    #[cfg(not(feature = "grpc"))]
+    prost_build::Config::new().compile_fds(descriptors)?;
     Ok(())
 }

@@ -21,9 +21,9 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use anyhow::{Context, Result};
 use bboard_core::admin::sign_admin_command;
 use bboard_core::pb;
-use bboard_core::pb::admin_client::AdminClient;
 use bboard_core::pb::admin_command::Command;
-use bboard_core::pb::board_client::BoardClient;
+use bboard_proto::v1::admin_client::AdminClient;
+use bboard_proto::v1::board_client::BoardClient;
 use ed25519_dalek::SigningKey;
 use tonic::transport::{Channel, Endpoint};
 

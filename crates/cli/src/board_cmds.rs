@@ -3,7 +3,7 @@
 //! the CLI is synchronous.
 
 use std::path::PathBuf;
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use anyhow::{bail, Context, Result};
 use bboard_client::{BoardClient, ClientOptions};
@@ -156,13 +156,6 @@ pub async fn connect(args: &ConnectArgs, policy: Option<CosignaturePolicy>) -> R
         .context("connecting to the board")
 }
 
-fn now_unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| u64::try_from(d.as_millis()).unwrap_or(u64::MAX))
-        .unwrap_or(0)
-}
-
 fn describe_checkpoint(checkpoint: &VerifiedCheckpoint, policy_keys: usize) -> String {
     format!(
         "checkpoint {} size {} root {}, signed by {} of {} trusted nodes ({})",
@@ -228,7 +221,7 @@ pub fn run_append(args: AppendArgs) -> Result<()> {
         (None, Some(text)) => {
             let body = pb::EntryBody {
                 election_id: args.election.clone().unwrap_or_default(),
-                created_unix_ms: now_unix_ms(),
+                created_unix_ms: bboard_util::clock::now_unix_ms(),
                 kind: Some(pb::entry_body::Kind::Note(pb::Note { text: text.clone() })),
             };
             SignedEnvelope::sign_body(&body, &key)

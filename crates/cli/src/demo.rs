@@ -469,14 +469,13 @@ async fn track(endpoints: &[String], short_code: &str, index: u64) -> Result<Str
     let url = format!("http://{endpoint}/v1/tracking/{short_code}");
     // That node may apply the entry a moment after the receipt: retry a 404 briefly.
     let mut answer =
-        bboard_node::http_client::request(axum::http::Method::GET, &url, String::new()).await?;
+        bboard_util::http::request(axum::http::Method::GET, &url, String::new()).await?;
     for _ in 0..50 {
         if answer.status != 404 {
             break;
         }
         tokio::time::sleep(std::time::Duration::from_millis(100)).await;
-        answer =
-            bboard_node::http_client::request(axum::http::Method::GET, &url, String::new()).await?;
+        answer = bboard_util::http::request(axum::http::Method::GET, &url, String::new()).await?;
     }
     if answer.status != 200 {
         bail!(

@@ -5,11 +5,11 @@
 //! board entries carry) and as a signed-note verifier key (what checkpoint verifiers
 //! are configured with).
 
-use std::io::Write as _;
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, Result};
 use bboard_core::checkpoint::NoteSigner;
+use bboard_util::key_file;
 use ed25519_dalek::SigningKey;
 
 #[derive(clap::Args)]
@@ -29,52 +29,22 @@ pub fn generate_key() -> SigningKey {
 
 /// Writes a private key file that only the owner can read; refuses to overwrite.
 pub fn write_private_key(path: &Path, key: &SigningKey) -> Result<()> {
-    write_secret_file(
-        path,
-        format!("{}\n", hex::encode(key.to_bytes())).as_bytes(),
-    )
+    Ok(key_file::write_signing_key(path, key)?)
 }
 
-/// Creates a file only the owner can read (mode 0600 on Unix) holding `contents`;
-/// refuses to overwrite.
+/// Creates a file only the owner can read holding `contents`; refuses to overwrite.
 pub fn write_secret_file(path: &Path, contents: &[u8]) -> Result<()> {
-    let mut options = std::fs::OpenOptions::new();
-    options.write(true).create_new(true);
-    #[cfg(unix)]
-    {
-        use std::os::unix::fs::OpenOptionsExt as _;
-        options.mode(0o600);
-    }
-    let mut file = options.open(path).with_context(|| {
-        format!(
-            "creating secret file {} (it must not exist yet)",
-            path.display()
-        )
-    })?;
-    file.write_all(contents)
-        .and_then(|()| file.sync_all())
-        .with_context(|| format!("writing secret file {}", path.display()))
+    Ok(key_file::write_secret_file(path, contents)?)
 }
 
-/// Replaces (or creates) a secret file atomically: writes a 0600 sibling, then renames
-/// it over `path`, so a crash leaves either the old or the new contents.
+/// Replaces (or creates) a secret file atomically.
 pub fn replace_secret_file(path: &Path, contents: &[u8]) -> Result<()> {
-    let mut temporary = path.as_os_str().to_owned();
-    temporary.push(".tmp");
-    let temporary = PathBuf::from(temporary);
-    // A leftover from an interrupted write holds nothing the real file does not.
-    if temporary.exists() {
-        std::fs::remove_file(&temporary)
-            .with_context(|| format!("removing {}", temporary.display()))?;
-    }
-    write_secret_file(&temporary, contents)?;
-    std::fs::rename(&temporary, path).with_context(|| format!("replacing {}", path.display()))
+    Ok(key_file::replace_secret_file(path, contents)?)
 }
 
 /// Reads a private key file written by [`write_private_key`].
 pub fn read_private_key(path: &Path) -> Result<SigningKey> {
-    // Same format as a node's key file: one reader for both.
-    Ok(bboard_node::runtime::read_key_file(path)?)
+    Ok(key_file::read_signing_key(path)?)
 }
 
 #[derive(clap::Args)]
@@ -108,28 +78,4 @@ pub fn run_keygen(args: KeygenArgs) -> Result<()> {
 
 pub fn run_key_info(args: KeyInfoArgs) -> Result<()> {
     print_public_parts(&args.name, &read_private_key(&args.key)?)
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn key_file_round_trips_and_is_not_overwritten() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("k");
-        let key = generate_key();
-        write_private_key(&path, &key).unwrap();
-        assert_eq!(read_private_key(&path).unwrap().to_bytes(), key.to_bytes());
-        assert!(write_private_key(&path, &generate_key()).is_err());
-        assert_eq!(read_private_key(&path).unwrap().to_bytes(), key.to_bytes());
-    }
-
-    #[test]
-    fn malformed_key_file_is_an_error() {
-        let dir = tempfile::tempdir().unwrap();
-        let path = dir.path().join("bad");
-        std::fs::write(&path, "abcd\n").unwrap();
-        assert!(read_private_key(&path).is_err());
-    }
 }

@@ -491,7 +491,7 @@ pub(crate) async fn wait_for_stop_signal() {
 pub fn genesis_envelope(origin: &str, authority: &SigningKey, description: &str) -> SignedEnvelope {
     let body = pb::EntryBody {
         election_id: String::new(),
-        created_unix_ms: bboard_node::node::now_unix_ms(),
+        created_unix_ms: bboard_util::clock::now_unix_ms(),
         kind: Some(pb::entry_body::Kind::Genesis(pb::BoardGenesis {
             origin: origin.to_string(),
             authority_keys: vec![authority.verifying_key().as_bytes().to_vec()],

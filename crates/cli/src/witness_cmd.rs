@@ -2,21 +2,18 @@
 //! [C2SP tlog-witness](https://c2sp.org/tlog-witness), and a client that feeds it a
 //! node's latest checkpoint.
 //!
-//! The service itself (request format, answers, durable state) is
-//! `bboard_node::witness_server`; the decision is `bboard_core::witness`.
+//! The service itself (request format, answers, durable state) is the `bboard-witness`
+//! crate; the decision is `bboard_core::witness`.
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
 use anyhow::{bail, Context, Result};
-use axum::http::Method;
-use bboard_client::audit::WitnessStateFile;
 use bboard_client::{BoardClient, ClientOptions};
 use bboard_core::checkpoint::{NoteSigner, SignedCheckpoint};
 use bboard_core::witness::{AddCheckpoint, Witness};
 use bboard_merkle::Hash;
-use bboard_node::http_client::HttpAnswer;
-use bboard_node::witness_server::{WitnessService, TLOG_SIZE};
+use bboard_witness::{offer_checkpoint, WitnessAnswer, WitnessService, WitnessStateFile};
 
 use crate::audit_cmds::PolicyArgs;
 
@@ -104,9 +101,8 @@ async fn serve(args: ServeArgs) -> Result<()> {
     let service = WitnessService::open(
         Witness::new(signer, [log_policy]),
         WitnessStateFile::new(&args.state),
-    )
-    .map_err(anyhow::Error::msg)?;
-    let app = bboard_node::witness_server::router(service);
+    )?;
+    let app = bboard_witness::router(service);
     let listener = tokio::net::TcpListener::bind(args.listen)
         .await
         .with_context(|| format!("listening on {}", args.listen))?;
@@ -119,12 +115,6 @@ async fn serve(args: ServeArgs) -> Result<()> {
         .context("serving HTTP")?;
     println!("stopping");
     Ok(())
-}
-
-/// POSTs one add-checkpoint request to `witness` (base URL).
-async fn post_add_checkpoint(witness: &str, body: String) -> Result<HttpAnswer> {
-    let url = format!("{}/add-checkpoint", witness.trim_end_matches('/'));
-    Ok(bboard_node::http_client::request(Method::POST, &url, body).await?)
 }
 
 /// The consistency proof `old → new` from the node (verified between k-of-n
@@ -169,42 +159,32 @@ async fn feed(args: FeedArgs) -> Result<()> {
     let mut old = args.old_size;
     let mut answer = None;
     for attempt in 0..2 {
-        let proof = proof_between(&client, old, size).await?;
-        let reply = post_add_checkpoint(
-            &args.witness,
-            AddCheckpoint {
-                old_size: old,
-                proof,
-                note: note.clone(),
-            }
-            .to_body(),
-        )
-        .await?;
-        let known = (reply.status == 409 && reply.content_type.starts_with(TLOG_SIZE))
-            .then(|| reply.body.trim().parse::<u64>().ok())
-            .flatten();
-        match known {
-            Some(known) if attempt == 0 => {
+        let offer = AddCheckpoint {
+            old_size: old,
+            proof: proof_between(&client, old, size).await?,
+            note: note.clone(),
+        };
+        match offer_checkpoint(&args.witness, &offer).await? {
+            WitnessAnswer::KnownSize(known) if attempt == 0 => {
                 println!("witness knows size {known}: proving from there");
                 old = known;
             }
-            _ => {
+            reply => {
                 answer = Some(reply);
                 break;
             }
         }
     }
-    let Some(answer) = answer else {
-        bail!("the witness kept answering with a size conflict");
+    let lines = match answer {
+        Some(WitnessAnswer::Cosigned(lines)) => lines,
+        Some(WitnessAnswer::Refused { status, reason }) => {
+            bail!("the witness refused to cosign size {size} (HTTP {status}): {reason}")
+        }
+        Some(WitnessAnswer::KnownSize(_)) | None => {
+            bail!("the witness kept answering with a size conflict")
+        }
     };
-    if answer.status != 200 {
-        bail!(
-            "the witness refused to cosign size {size} (HTTP {}): {}",
-            answer.status,
-            answer.body.trim()
-        );
-    }
-    let cosigned = format!("{note}{}", answer.body);
+    let cosigned = format!("{note}{lines}");
     SignedCheckpoint::parse(&cosigned).context("the witness's cosignature line is malformed")?;
     println!("witness cosigned checkpoint of size {size}:");
     print!("{cosigned}");

@@ -16,8 +16,7 @@
 //! - [`http`]: the read-only HTTP/JSON mirror, ballot tracker page, metrics, health
 //!   (HTTP/1.1 on the gRPC port).
 //! - [`witnessing`]: feeding final checkpoints to the configured witnesses and merging
-//!   their cosignatures; [`witness_server`]: the witness service itself
-//!   (`bboard witness serve`); [`http_client`]: the HTTP/1.1 client they share.
+//!   their cosignatures (the witness itself is the `bboard-witness` crate).
 //! - [`fault`]: test-only misbehaviour (cargo feature `fault-injection`).
 //! - [`admin`]: the signed operator service (membership, snapshot, campaign).
 //! - [`runtime`]: starting (integrity check, Raft, gRPC + health + reflection) and
@@ -31,7 +30,6 @@ pub mod board_store;
 pub mod config;
 pub mod fault;
 pub mod http;
-pub mod http_client;
 pub mod inclusion;
 pub mod log_store;
 pub mod network;
@@ -40,5 +38,4 @@ pub mod runtime;
 pub mod service;
 pub mod state_machine;
 pub mod types;
-pub mod witness_server;
 pub mod witnessing;

@@ -3,7 +3,7 @@
 //!
 //! After the nodes' own cosigning reaches k-of-n, the cosigner offers the checkpoint to
 //! every configured witness (C2SP tlog-witness `add-checkpoint`, see
-//! `crate::witness_server`) with a consistency proof from the size that witness last
+//! `bboard_witness::server`) with a consistency proof from the size that witness last
 //! cosigned (learned from its answers; a `409` tells it, and the request is retried
 //! once). Each `200` answer's signature lines are appended to the note. With
 //! `witness_threshold` set, the node calls a checkpoint final (and hands out receipts
@@ -13,14 +13,13 @@
 use std::collections::HashMap;
 use std::sync::Mutex;
 
-use axum::http::Method;
 use bboard_core::checkpoint::SignedCheckpoint;
 use bboard_core::witness::AddCheckpoint;
 use bboard_merkle::TreeSize;
 
 use crate::config::WitnessPeer;
-use crate::http_client::request;
 use crate::node::Shared;
+use bboard_witness::{offer_checkpoint, WitnessAnswer};
 
 /// The sizes each witness last cosigned, as learned from its answers.
 #[derive(Debug, Default)]
@@ -76,7 +75,6 @@ async fn offer(
     checkpoint: &SignedCheckpoint,
 ) -> Option<String> {
     let size = checkpoint.checkpoint().size.0;
-    let url = format!("{}/add-checkpoint", witness.url.trim_end_matches('/'));
     let sizes = &shared.witness_sizes;
     for _attempt in 0..2 {
         let old_size = sizes.get(&witness.url);
@@ -94,35 +92,23 @@ async fn offer(
         } else {
             Vec::new()
         };
-        let body = AddCheckpoint {
+        let offer = AddCheckpoint {
             old_size,
             proof,
             note: checkpoint.to_note(),
-        }
-        .to_body();
-        let answer = match request(Method::POST, &url, body).await {
-            Ok(answer) => answer,
-            Err(e) => {
-                tracing::warn!(witness = %witness.url, error = %e, "witness unreachable");
+        };
+        match offer_checkpoint(&witness.url, &offer).await {
+            Ok(WitnessAnswer::Cosigned(lines)) => {
+                sizes.set(&witness.url, size);
+                return Some(lines);
+            }
+            Ok(WitnessAnswer::KnownSize(known)) => sizes.set(&witness.url, known),
+            Ok(WitnessAnswer::Refused { status, reason }) => {
+                tracing::warn!(witness = %witness.url, status, %reason, "witness refused to cosign");
                 return None;
             }
-        };
-        match answer.status {
-            200 => {
-                sizes.set(&witness.url, size);
-                return Some(answer.body);
-            }
-            409 if answer
-                .content_type
-                .starts_with(crate::witness_server::TLOG_SIZE) =>
-            {
-                match answer.body.trim().parse::<u64>() {
-                    Ok(known) => sizes.set(&witness.url, known),
-                    Err(_) => return None,
-                }
-            }
-            status => {
-                tracing::warn!(witness = %witness.url, status, reason = %answer.body.trim(), "witness refused to cosign");
+            Err(e) => {
+                tracing::warn!(witness = %witness.url, error = %e, "witness unreachable");
                 return None;
             }
         }

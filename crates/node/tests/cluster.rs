@@ -698,7 +698,7 @@ async fn the_http_side_mirrors_the_board_and_serves_metrics() {
 async fn receipts_carry_the_cosignature_of_a_required_witness() {
     use bboard_core::checkpoint::NoteVerifier;
     use bboard_core::witness::Witness;
-    use bboard_node::witness_server::{router, WitnessService};
+    use bboard_witness::{router, WitnessService};
     // The log's policy, as the cluster's nodes sign (same keys as start_cluster_with).
     let node_keys: Vec<NoteVerifier> = (0..3u8)
         .map(|i| {
@@ -714,7 +714,7 @@ async fn receipts_carry_the_cosignature_of_a_required_witness() {
     let witness_signer = NoteSigner::new("witness-1", SigningKey::from_bytes(&[77; 32])).unwrap();
     let witness_key = witness_signer.verifier();
     let state_dir = tempfile::tempdir().unwrap();
-    let state_file = bboard_client::audit::WitnessStateFile::new(state_dir.path().join("w.json"));
+    let state_file = bboard_witness::WitnessStateFile::new(state_dir.path().join("w.json"));
     let service =
         WitnessService::open(Witness::new(witness_signer, [log_policy]), state_file).unwrap();
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();

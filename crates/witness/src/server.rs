@@ -1,5 +1,4 @@
-//! An independent HTTP witness in the spirit of
-//! [C2SP tlog-witness](https://c2sp.org/tlog-witness) (`bboard witness serve`).
+//! The witness's HTTP service (`bboard witness serve`).
 //!
 //! One request, `POST /add-checkpoint` ([`AddCheckpoint`] body), answered with
 //!
@@ -23,11 +22,23 @@ use axum::http::{header, StatusCode};
 use axum::response::{IntoResponse, Response};
 use axum::routing::post;
 use axum::Router;
-use bboard_client::audit::WitnessStateFile;
 use bboard_core::witness::{AddCheckpoint, Witness, WitnessRefusal, WitnessState};
 
-/// Content type of a 409 answer: the size the witness knows.
-pub const TLOG_SIZE: &str = "text/x.tlog.size";
+use crate::{WitnessStateFile, TLOG_SIZE};
+
+/// Why a witness could not start.
+#[derive(Debug, thiserror::Error)]
+pub enum OpenError {
+    /// Its state file exists but cannot be read or is not a witness state.
+    #[error("reading the witness state {path}: {source}")]
+    State {
+        /// The state file.
+        path: std::path::PathBuf,
+        /// Why.
+        #[source]
+        source: std::io::Error,
+    },
+}
 
 /// A witness with its persisted state.
 pub struct WitnessService {
@@ -42,11 +53,12 @@ impl WitnessService {
     ///
     /// # Errors
     ///
-    /// The state file exists but cannot be read or parsed.
-    pub fn open(witness: Witness, file: WitnessStateFile) -> Result<Arc<Self>, String> {
-        let state = file
-            .load()
-            .map_err(|e| format!("reading the witness state {}: {e}", file.path().display()))?;
+    /// [`OpenError::State`]: the state file exists but cannot be read or parsed.
+    pub fn open(witness: Witness, file: WitnessStateFile) -> Result<Arc<Self>, OpenError> {
+        let state = file.load().map_err(|source| OpenError::State {
+            path: file.path().to_path_buf(),
+            source,
+        })?;
         Ok(Arc::new(WitnessService {
             witness,
             file,

@@ -3,8 +3,8 @@
 
 use std::time::Duration;
 
-use axum::body::Bytes;
-use axum::http::{header, Method};
+use bytes::Bytes;
+use http::{header, Method};
 use http_body_util::{BodyExt, Full};
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
@@ -58,7 +58,7 @@ pub enum HttpError {
 ///
 /// [`HttpError`]; an answer with any status is `Ok`.
 pub async fn request(method: Method, url: &str, body: String) -> Result<HttpAnswer, HttpError> {
-    let request = axum::http::Request::builder()
+    let request = http::Request::builder()
         .method(method.clone())
         .uri(url)
         .header(header::CONTENT_TYPE, "text/plain")
