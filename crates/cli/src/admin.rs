@@ -286,15 +286,8 @@ async fn node_id_of(channel: Channel, url: &str, timeout: Duration) -> Result<u6
 #[cfg(test)]
 #[allow(clippy::unwrap_used)]
 mod tests {
-    use clap::Parser;
-
     use super::*;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        admin: AdminArgs,
-    }
+    use crate::test_args::parse_args;
 
     fn parse(args: &[&str]) -> Result<AdminArgs, clap::Error> {
         let base = [
@@ -304,7 +297,8 @@ mod tests {
             "--key",
             "admin.key",
         ];
-        Cli::try_parse_from(base.iter().chain(args)).map(|cli| cli.admin)
+        let argv: Vec<&str> = base.iter().chain(args).copied().collect();
+        parse_args(&argv)
     }
 
     #[test]

@@ -224,16 +224,10 @@ pub fn run_verify_evidence(args: VerifyEvidenceArgs) -> Result<()> {
 mod tests {
     use bboard_core::checkpoint::{Checkpoint, NoteSigner, SignedCheckpoint};
     use bboard_merkle::{Hash, TreeSize};
-    use clap::Parser;
     use ed25519_dalek::SigningKey;
 
     use super::*;
-
-    #[derive(Parser)]
-    struct Cli {
-        #[command(flatten)]
-        args: VerifyEvidenceArgs,
-    }
+    use crate::test_args::parse_args;
 
     fn signer(i: u8) -> NoteSigner {
         NoteSigner::new(&format!("node-{i}"), SigningKey::from_bytes(&[i; 32])).unwrap()
@@ -271,7 +265,7 @@ mod tests {
 
     fn args(keys: &Path, evidence: &Path) -> VerifyEvidenceArgs {
         let (keys, evidence) = (keys.to_str().unwrap(), evidence.to_str().unwrap());
-        Cli::try_parse_from([
+        parse_args(&[
             "x",
             "--evidence",
             evidence,
@@ -281,7 +275,6 @@ mod tests {
             "test/board",
         ])
         .unwrap()
-        .args
     }
 
     #[test]

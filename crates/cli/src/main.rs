@@ -11,6 +11,8 @@ mod demo;
 mod election;
 mod keys;
 mod node_cmds;
+#[cfg(test)]
+mod test_args;
 mod witness_cmd;
 
 use std::path::PathBuf;

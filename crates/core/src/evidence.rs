@@ -67,7 +67,15 @@ pub const EVIDENCE_VERSION: u32 = 1;
 /// `censorship`) and a `version` field; see the module documentation. Future kinds are
 /// new variants and new tags.
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(try_from = "Repr", into = "Repr")]
+// `remote = "Self"` makes the derive write inherent `serialize`/`deserialize`
+// functions instead of the trait impls; the impls below wrap them to add and check the
+// `version` field, so the format is written once, here.
+#[serde(
+    remote = "Self",
+    tag = "kind",
+    rename_all = "snake_case",
+    deny_unknown_fields
+)]
 #[non_exhaustive]
 pub enum Evidence {
     /// Two checkpoints of the same origin and size with different roots.
@@ -106,109 +114,36 @@ pub enum Evidence {
     },
 }
 
-/// The serialised form: internally tagged, with the version in every kind so old
-/// readers refuse files they do not understand instead of misreading them.
-#[derive(Serialize, Deserialize)]
-#[serde(tag = "kind", rename_all = "snake_case", deny_unknown_fields)]
-enum Repr {
-    Equivocation {
-        version: u32,
-        origin: String,
-        a: String,
-        b: String,
-    },
-    NotAPrefix {
-        version: u32,
-        origin: String,
-        faulty: String,
-        honest: String,
-        root_at_m: String,
-        proof: Vec<String>,
-    },
-    Censorship {
-        version: u32,
-        origin: String,
-        alarm: String,
-        checkpoint: String,
-    },
-}
-
-impl TryFrom<Repr> for Evidence {
-    type Error = EvidenceError;
-
-    fn try_from(repr: Repr) -> Result<Self, EvidenceError> {
-        let version = match &repr {
-            Repr::Equivocation { version, .. }
-            | Repr::NotAPrefix { version, .. }
-            | Repr::Censorship { version, .. } => *version,
-        };
-        if version != EVIDENCE_VERSION {
-            return Err(EvidenceError::UnsupportedVersion(version));
+impl Serialize for Evidence {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        use serde::ser::Error as _;
+        let mut value =
+            Evidence::serialize(self, serde_json::value::Serializer).map_err(S::Error::custom)?;
+        if let serde_json::Value::Object(fields) = &mut value {
+            fields.insert("version".into(), EVIDENCE_VERSION.into());
         }
-        Ok(match repr {
-            Repr::Equivocation { origin, a, b, .. } => Evidence::Equivocation { origin, a, b },
-            Repr::NotAPrefix {
-                origin,
-                faulty,
-                honest,
-                root_at_m,
-                proof,
-                ..
-            } => Evidence::NotAPrefix {
-                origin,
-                faulty,
-                honest,
-                root_at_m,
-                proof,
-            },
-            Repr::Censorship {
-                origin,
-                alarm,
-                checkpoint,
-                ..
-            } => Evidence::Censorship {
-                origin,
-                alarm,
-                checkpoint,
-            },
-        })
+        value.serialize(serializer)
     }
 }
 
-impl From<Evidence> for Repr {
-    fn from(evidence: Evidence) -> Repr {
-        match evidence {
-            Evidence::Equivocation { origin, a, b } => Repr::Equivocation {
-                version: EVIDENCE_VERSION,
-                origin,
-                a,
-                b,
-            },
-            Evidence::NotAPrefix {
-                origin,
-                faulty,
-                honest,
-                root_at_m,
-                proof,
-            } => Repr::NotAPrefix {
-                version: EVIDENCE_VERSION,
-                origin,
-                faulty,
-                honest,
-                root_at_m,
-                proof,
-            },
-            Evidence::Censorship {
-                origin,
-                alarm,
-                checkpoint,
-            } => Repr::Censorship {
-                version: EVIDENCE_VERSION,
-                origin,
-                alarm,
-                checkpoint,
-            },
+impl<'de> Deserialize<'de> for Evidence {
+    /// Old readers refuse files of a version they do not understand instead of
+    /// misreading them.
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        use serde::de::Error as _;
+        let mut value = serde_json::Value::deserialize(deserializer)?;
+        let version = value
+            .as_object_mut()
+            .and_then(|fields| fields.remove("version"))
+            .ok_or_else(|| D::Error::missing_field("version"))?;
+        let version = version
+            .as_u64()
+            .and_then(|v| u32::try_from(v).ok())
+            .ok_or_else(|| D::Error::custom("version is not a 32-bit unsigned number"))?;
+        if version != EVIDENCE_VERSION {
+            return Err(D::Error::custom(EvidenceError::UnsupportedVersion(version)));
         }
+        Evidence::deserialize(value).map_err(D::Error::custom)
     }
 }
 

@@ -783,19 +783,23 @@ fn witness_cosigns_honest_growth() {
     );
 }
 
+/// The state of a fresh witness `w` after it cosigned `good` at `size` (nodes 1 and 2).
+fn first_cosigned(w: &Witness, good: &Tree, size: u64) -> WitnessState {
+    w.add_checkpoint(
+        &WitnessState::default(),
+        0,
+        &[],
+        &note_of(good, size, &[node(1), node(2)]),
+    )
+    .unwrap()
+    .state
+}
+
 #[test]
 fn witness_refuses_a_fork_at_the_same_size() {
     let w = witness();
     let good = honest(8);
-    let state = w
-        .add_checkpoint(
-            &WitnessState::default(),
-            0,
-            &[],
-            &note_of(&good, 8, &[node(1), node(2)]),
-        )
-        .unwrap()
-        .state;
+    let state = first_cosigned(&w, &good, 8);
     let forged = tree(8, 3);
     let refusal = w
         .add_checkpoint(&state, 8, &[], &note_of(&forged, 8, &[node(2), node(3)]))
@@ -818,15 +822,7 @@ fn witness_refuses_a_fork_at_the_same_size() {
 fn witness_refuses_a_bigger_forked_checkpoint() {
     let w = witness();
     let good = honest(8);
-    let state = w
-        .add_checkpoint(
-            &WitnessState::default(),
-            0,
-            &[],
-            &note_of(&good, 8, &[node(1), node(2)]),
-        )
-        .unwrap()
-        .state;
+    let state = first_cosigned(&w, &good, 8);
     // The forged history diverges at leaf 3; its own proof 8 → 12 cannot start from
     // the witnessed root.
     let forged = tree(12, 3);
@@ -865,15 +861,7 @@ fn witness_refuses_a_bigger_forked_checkpoint() {
 fn witness_refuses_replays_conflicts_and_unsigned_checkpoints() {
     let w = witness();
     let good = honest(10);
-    let state = w
-        .add_checkpoint(
-            &WitnessState::default(),
-            0,
-            &[],
-            &note_of(&good, 10, &[node(1), node(2)]),
-        )
-        .unwrap()
-        .state;
+    let state = first_cosigned(&w, &good, 10);
     let old = note_of(&good, 4, &[node(1), node(2)]);
     // Replayed old checkpoint, proving from the witnessed size.
     let refusal = w.add_checkpoint(&state, 10, &[], &old).unwrap_err();

@@ -197,6 +197,38 @@ fn check_inclusion<H: TreeHasher>(
     }
 }
 
+/// A random proof request: `(size pick, index or old-size pick, tampering picks)`.
+type Pick = (u64, u64, [u64; 4]);
+
+/// Random proof requests.
+type Picks = [Pick];
+
+/// Checks inclusion proofs for `picks` in a tree of `n` leaves; half the picks take
+/// the right edge (index = size - 1), where proofs are shortest and bugs hide.
+fn inclusion_picks<H: TreeHasher>(hasher: H, n: usize, seed: u64, chunk: usize, picks: &Picks) {
+    let leaves = make_leaves(&hasher, n, seed);
+    let tree = build(&hasher, &leaves, chunk);
+    for (a, b, r) in picks {
+        let size = 1 + a % n as u64;
+        let index = if b & 1 == 0 {
+            size - 1
+        } else {
+            (b >> 1) % size
+        };
+        check_inclusion(hasher.clone(), &tree, &leaves, size, index, r);
+    }
+}
+
+/// Checks consistency proofs for `picks` in a tree of `n` leaves.
+fn consistency_picks<H: TreeHasher>(hasher: H, n: usize, seed: u64, chunk: usize, picks: &Picks) {
+    let leaves = make_leaves(&hasher, n, seed);
+    let tree = build(&hasher, &leaves, chunk);
+    for (a, b, r) in picks {
+        let new = a % (n as u64 + 1);
+        check_consistency(hasher.clone(), &tree, &leaves, b % (new + 1), new, r);
+    }
+}
+
 fn check_consistency<H: TreeHasher>(
     hasher: H,
     tree: &MerkleTree<H, MemoryNodeStore>,
@@ -298,6 +330,18 @@ fn check_consistency<H: TreeHasher>(
     }
 }
 
+/// A tree (`n` leaves from `seed`, appended in chunks of `chunk`), proof requests in
+/// it, and which hasher builds it.
+fn proof_case() -> impl Strategy<Value = (usize, u64, usize, Vec<Pick>, bool)> {
+    (
+        1..=MAX_LEAVES,
+        any::<u64>(),
+        1usize..=20,
+        proptest::collection::vec((any::<u64>(), any::<u64>(), any::<[u64; 4]>()), 1..=4),
+        any::<bool>(),
+    )
+}
+
 proptest! {
     #[test]
     fn roots_match_reference_blake3(n in 0..=MAX_LEAVES, seed in any::<u64>(), chunk in 1usize..=20, pick in any::<u64>()) {
@@ -311,55 +355,23 @@ proptest! {
 
     #[test]
     fn inclusion_proofs_match_reference_and_resist_tampering(
-        n in 1..=MAX_LEAVES,
-        seed in any::<u64>(),
-        chunk in 1usize..=20,
-        picks in proptest::collection::vec((any::<u64>(), any::<u64>(), any::<[u64; 4]>()), 1..=4),
-        sha in any::<bool>(),
+        (n, seed, chunk, picks, sha) in proof_case(),
     ) {
-        let nn = n as u64;
         if sha {
-            let leaves = make_leaves(&Sha256Hasher, n, seed);
-            let tree = build(&Sha256Hasher, &leaves, chunk);
-            for (a, b, r) in &picks {
-                let size = 1 + a % nn;
-                check_inclusion(Sha256Hasher, &tree, &leaves, size, b % size, r);
-            }
+            inclusion_picks(Sha256Hasher, n, seed, chunk, &picks);
         } else {
-            let leaves = make_leaves(&Blake3Hasher, n, seed);
-            let tree = build(&Blake3Hasher, &leaves, chunk);
-            for (a, b, r) in &picks {
-                let size = 1 + a % nn;
-                // Bias towards the right edge (index = size - 1) half the time.
-                let index = if b & 1 == 0 { size - 1 } else { (b >> 1) % size };
-                check_inclusion(Blake3Hasher, &tree, &leaves, size, index, r);
-            }
+            inclusion_picks(Blake3Hasher, n, seed, chunk, &picks);
         }
     }
 
     #[test]
     fn consistency_proofs_match_reference_and_resist_tampering(
-        n in 1..=MAX_LEAVES,
-        seed in any::<u64>(),
-        chunk in 1usize..=20,
-        picks in proptest::collection::vec((any::<u64>(), any::<u64>(), any::<[u64; 4]>()), 1..=4),
-        sha in any::<bool>(),
+        (n, seed, chunk, picks, sha) in proof_case(),
     ) {
-        let nn = n as u64;
         if sha {
-            let leaves = make_leaves(&Sha256Hasher, n, seed);
-            let tree = build(&Sha256Hasher, &leaves, chunk);
-            for (a, b, r) in &picks {
-                let new = a % (nn + 1);
-                check_consistency(Sha256Hasher, &tree, &leaves, b % (new + 1), new, r);
-            }
+            consistency_picks(Sha256Hasher, n, seed, chunk, &picks);
         } else {
-            let leaves = make_leaves(&Blake3Hasher, n, seed);
-            let tree = build(&Blake3Hasher, &leaves, chunk);
-            for (a, b, r) in &picks {
-                let new = a % (nn + 1);
-                check_consistency(Blake3Hasher, &tree, &leaves, b % (new + 1), new, r);
-            }
+            consistency_picks(Blake3Hasher, n, seed, chunk, &picks);
         }
     }
 
