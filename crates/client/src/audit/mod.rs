@@ -43,6 +43,7 @@
 //! file between runs: a board that later shows a history not extending it is caught.
 
 mod fetch;
+mod groups;
 mod judge;
 mod report;
 mod state;
