@@ -65,6 +65,21 @@ pub(crate) fn entry_from_proto(
     })
 }
 
+/// Checks the entry a node served when asked for entry `index`.
+pub(crate) fn entry_of_index(
+    endpoint: &str,
+    entry: pb::EntryResponse,
+    index: u64,
+) -> Result<Entry, ClientError> {
+    if entry.index != index {
+        return Err(invalid(
+            endpoint,
+            format!("asked for entry {index}, got entry {}", entry.index),
+        ));
+    }
+    entry_from_proto(endpoint, entry)
+}
+
 /// Parses a checkpoint response and checks it says what the node claims.
 pub(crate) fn checkpoint_from_proto(
     endpoint: &str,

@@ -15,7 +15,7 @@ use bboard_merkle::{
 use tokio_stream::StreamExt;
 
 use crate::checks::{
-    check_receipt, checkpoint_from_proto, consistency_from_proto, entry_from_proto,
+    check_receipt, checkpoint_from_proto, consistency_from_proto, entry_from_proto, entry_of_index,
     event_from_proto, invalid, parse_hashes,
 };
 use crate::retry::{request, Grpc};
@@ -104,19 +104,9 @@ impl BoardClient {
     /// Entry `index`, checked (leaf hash, canonical leaf, envelope signature).
     pub async fn get_entry(&self, index: u64) -> Result<Entry, ClientError> {
         let (endpoint, response) = self
-            .call(false, |mut client, timeout| async move {
-                client
-                    .get_entry(request(pb::GetEntryRequest { index }, timeout))
-                    .await
-            })
+            .call(false, |client, timeout| entry_call(client, timeout, index))
             .await?;
-        if response.index != index {
-            return Err(invalid(
-                &endpoint,
-                format!("asked for entry {index}, got entry {}", response.index),
-            ));
-        }
-        entry_from_proto(&endpoint, response)
+        entry_of_index(&endpoint, response, index)
     }
 
     /// Up to `limit` consecutive entries from `start`, fetched page by page; fewer when
@@ -414,19 +404,11 @@ impl BoardClient {
         };
         let index = response.leaf_index;
         let entry = self
-            .call_once(&endpoint, |mut client, timeout| async move {
-                client
-                    .get_entry(request(pb::GetEntryRequest { index }, timeout))
-                    .await
+            .call_once(&endpoint, |client, timeout| {
+                entry_call(client, timeout, index)
             })
             .await?;
-        if entry.index != index {
-            return Err(invalid(
-                &endpoint,
-                format!("asked for entry {index}, got entry {}", entry.index),
-            ));
-        }
-        let entry = entry_from_proto(&endpoint, entry)?;
+        let entry = entry_of_index(&endpoint, entry, index)?;
         if entry.leaf.envelope.id() != *id {
             return Err(ClientError::Verification(
                 bboard_core::Error::InvalidReceipt(format!(
@@ -544,6 +526,17 @@ async fn inclusion_call(
         tree_size,
     };
     client.get_inclusion_proof(request(message, timeout)).await
+}
+
+/// One `GetEntry` call.
+async fn entry_call(
+    mut client: Grpc,
+    timeout: Duration,
+    index: u64,
+) -> Result<tonic::Response<pb::EntryResponse>, tonic::Status> {
+    client
+        .get_entry(request(pb::GetEntryRequest { index }, timeout))
+        .await
 }
 
 /// One `GetConsistencyProof` call.

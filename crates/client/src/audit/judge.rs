@@ -700,6 +700,11 @@ mod tests {
         test_support::policy(ORIGIN)
     }
 
+    /// [`compare`] with the test policy and no previous state.
+    fn judged(observations: &[Observation], book: &ProofBook) -> AuditReport {
+        compare(&policy(), None, observations, book)
+    }
+
     fn note(tree: &Tree, size: u64, signers: &[u8]) -> String {
         test_support::checkpoint_note(ORIGIN, tree, size, signers)
     }
@@ -745,7 +750,7 @@ mod tests {
         ];
         let book = book_with(&board, &[(5, 10)]);
         // Its latest checkpoint alone lets it escape.
-        let escaped = compare(&policy(), None, &latest, &book);
+        let escaped = judged(&latest, &book);
         assert_eq!(escaped.verdict, AuditVerdict::Ok, "{escaped}");
 
         let observations = vec![
@@ -757,7 +762,7 @@ mod tests {
             needed(&policy(), None, &latest).reference_size,
             needed(&policy(), None, &observations).reference_size
         );
-        let report = compare(&policy(), None, &observations, &book);
+        let report = judged(&observations, &book);
         assert_eq!(report.verdict, AuditVerdict::Findings, "{report}");
         assert_eq!(report.findings.len(), 1, "{report}");
         assert_eq!(report.evidence.len(), 1, "{report}");
@@ -802,12 +807,7 @@ mod tests {
             needs.proofs.contains(&(7, 10, vec!["a".to_string()])),
             "{needs:?}"
         );
-        let report = compare(
-            &policy(),
-            None,
-            &observations,
-            &book_with(&board, &[(5, 10), (7, 10)]),
-        );
+        let report = judged(&observations, &book_with(&board, &[(5, 10), (7, 10)]));
         assert_c_is_not_a_prefix_by_node_3(&report);
     }
 
@@ -828,22 +828,12 @@ mod tests {
         ];
         let needs = needed(&policy(), None, &observations);
         assert_eq!(needs.reference_size, Some(10));
-        let report = compare(
-            &policy(),
-            None,
-            &observations,
-            &book_with(&board, &[(5, 10), (7, 10)]),
-        );
+        let report = judged(&observations, &book_with(&board, &[(5, 10), (7, 10)]));
         assert_eq!(report.verdict, AuditVerdict::Ok, "{report}");
         assert!(report.findings.is_empty() && report.evidence.is_empty());
         assert_eq!(problem_of(&report, "c"), None);
         // Without the proof for its own size: incomplete, no accusation.
-        let report = compare(
-            &policy(),
-            None,
-            &observations,
-            &book_with(&board, &[(5, 10)]),
-        );
+        let report = judged(&observations, &book_with(&board, &[(5, 10)]));
         assert_eq!(report.verdict, AuditVerdict::Incomplete, "{report}");
         assert!(report.findings.is_empty());
     }
@@ -864,7 +854,7 @@ mod tests {
                 &[(10, note(&board, 9, &[3]))],
             ),
         ];
-        let report = compare(&policy(), None, &observations, &book_with(&board, &[]));
+        let report = judged(&observations, &book_with(&board, &[]));
         assert_eq!(report.verdict, AuditVerdict::Findings, "{report}");
         assert!(
             report.findings.iter().any(|f| f
@@ -925,7 +915,7 @@ mod tests {
             seen("c", note(&board, 10, &[3])),
             down("d"),
         ];
-        let report = compare(&policy(), None, &observations, &ProofBook::default());
+        let report = judged(&observations, &ProofBook::default());
         assert_eq!(report.verdict, AuditVerdict::Ok, "{report}");
         assert!(report.evidence.is_empty());
         let reference = SignedCheckpoint::parse(report.reference.as_deref().unwrap()).unwrap();
@@ -951,7 +941,7 @@ mod tests {
             seen("b", note(&board, 10, &[2])),
             seen("c", note(&forged, 10, &[3])),
         ];
-        let report = compare(&policy(), None, &observations, &ProofBook::default());
+        let report = judged(&observations, &ProofBook::default());
         assert_eq!(report.verdict, AuditVerdict::Findings, "{report}");
         assert_eq!(report.evidence.len(), 1);
         assert_eq!(report.findings[0].culprits, ["node-3"]);
@@ -977,12 +967,7 @@ mod tests {
         let needs = needed(&policy(), None, &observations);
         assert_eq!(needs.reference_size, Some(10));
         assert_eq!(needs.proofs, vec![(6, 10, vec!["a".to_string()])]);
-        let report = compare(
-            &policy(),
-            None,
-            &observations,
-            &book_with(&board, &[(6, 10)]),
-        );
+        let report = judged(&observations, &book_with(&board, &[(6, 10)]));
         assert_c_is_not_a_prefix_by_node_3(&report);
     }
 
@@ -994,20 +979,18 @@ mod tests {
             seen("c", note(&tree(8, 5), 8, &[3])),
         ];
         let mut book = book_with(&board, &[(8, 13)]);
-        let without_root = compare(&policy(), None, &observations, &book);
+        let without_root = judged(&observations, &book);
         assert_eq!(without_root.verdict, AuditVerdict::Findings);
         assert!(without_root.evidence.is_empty());
         assert!(without_root.findings[0]
             .message
             .contains("no transferable evidence"));
         book.roots.insert(8, board.root_at(TreeSize(8)).unwrap());
-        let with_root = compare(&policy(), None, &observations, &book);
+        let with_root = judged(&observations, &book);
         assert_eq!(with_root.evidence.len(), 1, "{with_root}");
         // A lying "root" from a node is not enough: it must verify with the proof.
         book.roots.insert(8, Hash([7; 32]));
-        assert!(compare(&policy(), None, &observations, &book)
-            .evidence
-            .is_empty());
+        assert!(judged(&observations, &book).evidence.is_empty());
     }
 
     #[test]
@@ -1018,15 +1001,10 @@ mod tests {
             seen("b", note(&board, 7, &[2])),
             seen("c", note(&board, 8, &[3])),
         ];
-        let report = compare(
-            &policy(),
-            None,
-            &observations,
-            &book_with(&board, &[(7, 10), (8, 10)]),
-        );
+        let report = judged(&observations, &book_with(&board, &[(7, 10), (8, 10)]));
         assert_eq!(report.verdict, AuditVerdict::Ok, "{report}");
         // Without proofs: incomplete, not ok, and no accusation.
-        let report = compare(&policy(), None, &observations, &ProofBook::default());
+        let report = judged(&observations, &ProofBook::default());
         assert_eq!(report.verdict, AuditVerdict::Incomplete, "{report}");
         assert!(report.findings.is_empty());
     }
@@ -1038,24 +1016,14 @@ mod tests {
             seen("a", note(&board, 10, &[1, 2])),
             seen("b", note(&board, 12, &[2])),
         ];
-        let report = compare(
-            &policy(),
-            None,
-            &observations,
-            &book_with(&board, &[(10, 12)]),
-        );
+        let report = judged(&observations, &book_with(&board, &[(10, 12)]));
         assert_eq!(report.verdict, AuditVerdict::Ok, "{report}");
         let forged = tree(12, 3);
         let observations = vec![
             seen("a", note(&board, 10, &[1, 2])),
             seen("c", note(&forged, 12, &[3])),
         ];
-        let report = compare(
-            &policy(),
-            None,
-            &observations,
-            &book_with(&forged, &[(10, 12)]),
-        );
+        let report = judged(&observations, &book_with(&forged, &[(10, 12)]));
         assert_eq!(report.verdict, AuditVerdict::Findings, "{report}");
         assert!(report.evidence.is_empty());
     }
@@ -1125,19 +1093,14 @@ mod tests {
             tree: Some(honest(10)),
             ..ProofBook::default()
         };
-        let report = compare(&policy(), None, &observations, &book);
+        let report = judged(&observations, &book);
         assert_eq!(report.evidence.len(), 1, "{report}");
         // Entries that do not hash to the cosigned root.
         let book = ProofBook {
             tree: Some(tree(10, 9)),
             ..ProofBook::default()
         };
-        let report = compare(
-            &policy(),
-            None,
-            &[seen("a", note(&board, 10, &[1, 2]))],
-            &book,
-        );
+        let report = judged(&[seen("a", note(&board, 10, &[1, 2]))], &book);
         assert_eq!(report.verdict, AuditVerdict::Findings, "{report}");
         assert!(report.findings[0].message.contains("downloaded entries"));
         // Too few entries: incomplete.
@@ -1145,21 +1108,14 @@ mod tests {
             tree: Some(honest(4)),
             ..ProofBook::default()
         };
-        let report = compare(
-            &policy(),
-            None,
-            &[seen("a", note(&board, 10, &[1, 2]))],
-            &book,
-        );
+        let report = judged(&[seen("a", note(&board, 10, &[1, 2]))], &book);
         assert_eq!(report.verdict, AuditVerdict::Incomplete, "{report}");
     }
 
     #[test]
     fn invalid_or_uncosigned_checkpoints_are_reported() {
         let board = honest(3);
-        let report = compare(
-            &policy(),
-            None,
+        let report = judged(
             &[
                 seen("a", "garbage".into()),
                 seen("b", note(&board, 3, &[1])),
@@ -1169,7 +1125,7 @@ mod tests {
         assert_eq!(report.verdict, AuditVerdict::Findings, "{report}");
         assert!(report.reference.is_none());
         assert!(report.to_string().contains("a: INVALID"));
-        let report = compare(&policy(), None, &[down("a")], &ProofBook::default());
+        let report = judged(&[down("a")], &ProofBook::default());
         assert_eq!(report.verdict, AuditVerdict::Incomplete);
     }
 
@@ -1223,7 +1179,7 @@ mod tests {
         let other = test_support::checkpoint_note("another/board", &honest(3), 3, &[1, 2]);
         let reason = parse_checkpoint(&policy(), &other).unwrap_err();
         assert!(reason.contains("another/board"), "{reason}");
-        let report = compare(&policy(), None, &[seen("a", other)], &ProofBook::default());
+        let report = judged(&[seen("a", other)], &ProofBook::default());
         assert!(matches!(
             report.endpoints[0].status,
             EndpointStatus::Invalid(_)
@@ -1250,7 +1206,7 @@ mod tests {
             seen("a", note(&honest(6), 6, &[1])),
             seen("b", note(&tree(6, 2), 6, &[2])),
         ];
-        let report = compare(&policy(), None, &observations, &ProofBook::default());
+        let report = judged(&observations, &ProofBook::default());
         assert!(report.reference.is_none());
         assert_eq!(report.evidence.len(), 1, "{report}");
         match verify_evidence(&report.evidence[0], &policy()).unwrap() {
@@ -1273,12 +1229,7 @@ mod tests {
             seen("c", note(&tree(10, 3), 10, &[3])),
         ];
         // The proof of the honest board does not link the forged root to size 8.
-        let report = compare(
-            &policy(),
-            None,
-            &observations,
-            &book_with(&board, &[(8, 10)]),
-        );
+        let report = judged(&observations, &book_with(&board, &[(8, 10)]));
         assert_eq!(report.verdict, AuditVerdict::Findings, "{report}");
         assert!(report.evidence.is_empty());
         assert!(report.findings[0].message.contains("does not extend"));
@@ -1297,7 +1248,7 @@ mod tests {
         let observations = vec![seen("a", note(&board, 5, &[1, 2])), seen("c", empty)];
         // No proof to fetch: the empty proof links the empty tree to any tree.
         assert!(needed(&policy(), None, &observations).proofs.is_empty());
-        let report = compare(&policy(), None, &observations, &ProofBook::default());
+        let report = judged(&observations, &ProofBook::default());
         assert_eq!(report.verdict, AuditVerdict::Ok, "{report}");
         assert_eq!(problem_of(&report, "c"), None);
     }
@@ -1395,7 +1346,7 @@ mod tests {
             seen("b", note(&board, 10, &[2])),
             seen("c", note(&tree(10, 4), 10, &[3])),
         ];
-        let mut report = compare(&policy(), None, &observations, &ProofBook::default());
+        let mut report = judged(&observations, &ProofBook::default());
         assert_eq!(report.evidence.len(), 1);
         let judgement = AlarmJudgement {
             findings: vec![Finding {
@@ -1413,9 +1364,7 @@ mod tests {
         assert_eq!(report.verdict, AuditVerdict::Findings);
 
         // Only warnings: a clean audit becomes incomplete.
-        let mut clean = compare(
-            &policy(),
-            None,
+        let mut clean = judged(
             &[seen("a", note(&board, 10, &[1, 2]))],
             &ProofBook::default(),
         );

@@ -197,3 +197,72 @@ fn write_finding(f: &mut fmt::Formatter<'_>, i: usize, finding: &Finding) -> fmt
 pub(crate) fn short(root: &Hash) -> String {
     root.to_hex().chars().take(16).collect()
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn report(verdict: AuditVerdict, findings: Vec<Finding>) -> AuditReport {
+        AuditReport {
+            origin: "bboard.test/report".into(),
+            verdict,
+            reference: None,
+            endpoints: vec![
+                EndpointReport {
+                    endpoint: "a".into(),
+                    status: EndpointStatus::Unreachable("refused".into()),
+                },
+                EndpointReport {
+                    endpoint: "b".into(),
+                    status: EndpointStatus::Checkpoint {
+                        size: 3,
+                        root: Hash([0xab; 32]),
+                        signers: Vec::new(),
+                        cosigned: false,
+                        problem: None,
+                    },
+                },
+            ],
+            findings,
+            warnings: vec!["something unchecked".into()],
+            evidence: Vec::new(),
+            next_state: AuditState::default(),
+        }
+    }
+
+    #[test]
+    fn findings_outrank_warnings_and_no_reference_is_incomplete() {
+        let finding = [Finding::unproven("wrong".into())];
+        let warning = ["unchecked".to_string()];
+        assert_eq!(
+            AuditVerdict::of(&finding, &warning, true),
+            AuditVerdict::Findings
+        );
+        assert_eq!(
+            AuditVerdict::of(&[], &warning, true),
+            AuditVerdict::Incomplete
+        );
+        assert_eq!(AuditVerdict::of(&[], &[], false), AuditVerdict::Incomplete);
+        assert_eq!(AuditVerdict::of(&[], &[], true), AuditVerdict::Ok);
+    }
+
+    #[test]
+    fn the_text_names_every_endpoint_finding_and_warning() {
+        let finding = Finding {
+            message: "equivocation".into(),
+            evidence: Some(0),
+            culprits: vec!["node-3".into()],
+        };
+        let text = report(AuditVerdict::Findings, vec![finding]).to_string();
+        for line in [
+            "audit of bboard.test/report: FINDINGS (1)",
+            "cosigned checkpoint: none",
+            "  a: unreachable: refused",
+            "  b: size 3 root abababababababab signed by (no trusted key): consistent",
+            "finding 1: equivocation [evidence 1] culprits: node-3",
+            "warning: something unchecked",
+        ] {
+            assert!(text.lines().any(|l| l == line), "{line:?} not in\n{text}");
+        }
+    }
+}
