@@ -23,7 +23,8 @@ use bboard_core::pb;
 use bboard_merkle::{Blake3Hasher, Hash, MemoryNodeStore, MerkleTree, TreeSize};
 
 use crate::audit::Finding;
-use crate::{request, BoardClient, ClientError};
+use crate::retry::request;
+use crate::{BoardClient, ClientError};
 
 /// The alarms one node served, or why they could not be fetched.
 #[derive(Clone, Debug)]

@@ -13,6 +13,16 @@ use ed25519_dalek::SigningKey;
 use pb::board_server::{Board, BoardServer};
 use tonic::{Request, Response, Status};
 
+use std::pin::Pin;
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+use bboard_core::checkpoint::{CosignaturePolicy, SignedCheckpoint};
+use bboard_core::envelope::SignedEnvelope;
+use bboard_core::leaf::leaf_hash;
+use bboard_core::pb;
+use bboard_merkle::{Blake3Hasher, LeafIndex, TreeSize};
+
 use super::*;
 
 const ORIGIN: &str = "bboard.test/client";
