@@ -17,6 +17,7 @@ use bboard_client::audit::{audit, AuditState, AuditVerdict};
 use bboard_client::{BoardClient, ClientOptions};
 use bboard_core::checkpoint::CosignaturePolicy;
 use bboard_core::evidence::{verify_evidence, Evidence};
+use bboard_util::state_file::{write_atomically, Access};
 
 /// Exit code of `bboard audit` when it found misbehaviour (with evidence or not).
 pub const AUDIT_EXIT_FINDINGS: u8 = 2;
@@ -162,7 +163,7 @@ fn write_evidence(dir: &Path, evidence: &[Evidence]) -> Result<Vec<PathBuf>> {
                 break path;
             }
         };
-        bboard_client::audit::write_atomically(&path, item.to_json().as_bytes())
+        write_atomically(&path, item.to_json().as_bytes(), Access::Default)
             .with_context(|| format!("writing evidence {}", path.display()))?;
         written.push(path);
     }

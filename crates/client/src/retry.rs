@@ -19,7 +19,7 @@ use crate::error::is_transient;
 use crate::{ClientError, ClientOptions};
 
 /// The generated gRPC stub over a tonic channel.
-pub(crate) type Grpc = pb::board_client::BoardClient<Channel>;
+pub(crate) type Grpc = bboard_proto::v1::board_client::BoardClient<Channel>;
 
 struct Node {
     address: String,
@@ -66,9 +66,11 @@ fn make_client(address: &str, options: &ClientOptions) -> Result<Grpc, ClientErr
         })?
         .connect_timeout(options.per_request_timeout)
         .tcp_nodelay(true);
-    Ok(pb::board_client::BoardClient::new(endpoint.connect_lazy())
-        .max_decoding_message_size(options.max_message_bytes)
-        .max_encoding_message_size(options.max_message_bytes))
+    Ok(
+        bboard_proto::v1::board_client::BoardClient::new(endpoint.connect_lazy())
+            .max_decoding_message_size(options.max_message_bytes)
+            .max_encoding_message_size(options.max_message_bytes),
+    )
 }
 
 /// A request carrying a gRPC deadline.

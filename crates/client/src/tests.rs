@@ -9,8 +9,8 @@ use bboard_core::checkpoint::{Checkpoint, NoteSigner};
 use bboard_core::envelope::{EnvelopeId, MAX_BODY_BYTES};
 use bboard_core::leaf::encode_leaf;
 use bboard_merkle::{MemoryNodeStore, MerkleTree};
+use bboard_proto::v1::board_server::{Board, BoardServer};
 use ed25519_dalek::SigningKey;
-use pb::board_server::{Board, BoardServer};
 use tonic::{Request, Response, Status};
 
 use std::pin::Pin;

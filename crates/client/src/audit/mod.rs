@@ -7,7 +7,7 @@
 //!
 //! - `fetch` talks to the nodes; `judge` decides, as pure functions ([`needed`],
 //!   [`compare`]); `report` shapes and prints the outcome ([`AuditReport`]); `state`
-//!   keeps the files that live between runs ([`AuditState`], [`WitnessStateFile`]).
+//!   keeps the file that lives between runs ([`AuditState`]).
 //!
 //! [`audit`] wires them:
 //!
@@ -55,7 +55,7 @@ use crate::ClientOptions;
 pub use crate::censorship::{check_censorship_evidence, CensorshipCheckError, CensorshipConfirmed};
 pub use judge::{compare, needed, Needs, Observation, OwnCheckpoint, ProofBook};
 pub use report::{AuditReport, AuditVerdict, EndpointReport, EndpointStatus, Finding};
-pub use state::{write_atomically, AuditState, WitnessStateFile, AUDIT_STATE_VERSION};
+pub use state::{AuditState, AUDIT_STATE_VERSION};
 
 /// Audits the board at `endpoints` with default timeouts; see
 /// [`audit_with_options`].
