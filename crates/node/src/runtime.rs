@@ -8,10 +8,13 @@ use ed25519_dalek::SigningKey;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::batcher::run_batcher;
 use crate::config::NodeConfig;
+use crate::cosign::{run_cosigner, NodeCosigner};
 use crate::log_store::{open_db, SledLogStore};
 use crate::network::{GrpcNetworkFactory, RaftService};
-use crate::node::{run_batcher, run_checkpoint_recorder, run_cosigner, NodeCosigner, Shared};
+use crate::node::Shared;
+use crate::recorder::run_checkpoint_recorder;
 use crate::service::BoardService;
 use crate::state_machine::BoardStateMachine;
 use crate::types::BoardRaft;
