@@ -150,15 +150,14 @@ pub async fn run_batcher(
 mod tests {
     use super::*;
 
+    /// What each waiter received (`None`: never answered).
+    type Answers = Vec<Option<Result<Outcome, tonic::Status>>>;
+
     fn deliver(
         waiters: usize,
         outcomes: Vec<Outcome>,
-    ) -> (
-        Vec<Option<Result<Outcome, tonic::Status>>>,
-        Result<(), OutcomeCountMismatch>,
-    ) {
-        let mut answers: Vec<Option<Result<Outcome, tonic::Status>>> =
-            (0..waiters).map(|_| None).collect();
+    ) -> (Answers, Result<(), OutcomeCountMismatch>) {
+        let mut answers: Answers = (0..waiters).map(|_| None).collect();
         let result = deliver_outcomes((0..waiters).collect(), outcomes, |waiter, answer| {
             assert!(answers[waiter].is_none(), "waiter {waiter} answered twice");
             answers[waiter] = Some(answer);
