@@ -26,7 +26,9 @@ use bboard_core::board::{Admitted, BoardView, Effect, KeyGrant, PublicKeyBytes};
 use bboard_core::checkpoint::{Checkpoint, NoteSigner, SignedCheckpoint};
 use bboard_core::envelope::EnvelopeId;
 use bboard_core::leaf::leaf_hash;
-use bboard_merkle::{Blake3Hasher, Hash, MerkleError, MerkleTree, NodeId, NodeStore, TreeSize};
+use bboard_merkle::{
+    Blake3Hasher, Hash, MemoryStoreError, MerkleError, MerkleTree, NodeId, NodeStore, TreeSize,
+};
 use serde::{de::DeserializeOwned, Serialize};
 
 /// Errors of the board store.
@@ -35,12 +37,76 @@ pub enum StoreError {
     /// sled failed.
     #[error("sled: {0}")]
     Sled(#[from] sled::Error),
-    /// A stored value does not decode.
-    #[error("corrupt store: {0}")]
-    Corrupt(String),
-    /// Merkle tree computation failed (usually a missing node: corruption).
+    /// A stored integer (size, index, counter) does not have its fixed width.
+    #[error("corrupt store: {what} is {len} bytes, expected {expected}")]
+    BadValueLength {
+        /// Which value (e.g. "board size", "leaf key").
+        what: &'static str,
+        /// Its length as stored.
+        len: usize,
+        /// The length it must have.
+        expected: usize,
+    },
+    /// A stored Merkle node hash is not 32 bytes.
+    #[error("corrupt store: node hash at {id} is {len} bytes, expected 32")]
+    BadNodeHash {
+        /// Which node.
+        id: NodeId,
+        /// Its length as stored.
+        len: usize,
+    },
+    /// A value could not be encoded with MessagePack.
+    #[error("encoding a stored value: {0}")]
+    Encode(#[from] rmp_serde::encode::Error),
+    /// A stored MessagePack value does not decode.
+    #[error("corrupt store: {what} does not decode: {source}")]
+    Decode {
+        /// Which value (e.g. "key grant", "snapshot header").
+        what: &'static str,
+        /// The decoder's error.
+        #[source]
+        source: rmp_serde::decode::Error,
+    },
+    /// A stored protobuf record (e.g. a censorship alarm) does not decode.
+    #[error("corrupt store: {what} does not decode: {source}")]
+    DecodeProto {
+        /// Which record.
+        what: &'static str,
+        /// The decoder's error.
+        #[source]
+        source: prost::DecodeError,
+    },
+    /// A stored checkpoint note is not UTF-8.
+    #[error("corrupt store: checkpoint note at size {size} is not UTF-8")]
+    CheckpointNotUtf8 {
+        /// The size the note is stored under.
+        size: u64,
+        /// Where the bytes stop being UTF-8.
+        #[source]
+        source: std::str::Utf8Error,
+    },
+    /// Merkle tree computation over the stored nodes failed (usually a missing node:
+    /// corruption). Failures of the store underneath are reported as themselves.
     #[error("merkle tree: {0}")]
-    Merkle(String),
+    Merkle(#[source] Box<MerkleError<StoreError>>),
+    /// Merkle tree computation over leaves recomputed in memory failed (integrity
+    /// check, snapshot verification).
+    #[error("recomputed merkle tree: {0}")]
+    RecomputedTree(#[from] MerkleError<MemoryStoreError>),
+    /// A file of the store (snapshot directory or file) could not be written or read.
+    #[error("{action} {}: {source}", path.display())]
+    Io {
+        /// What was being done (e.g. "writing snapshot").
+        action: &'static str,
+        /// The file or directory.
+        path: std::path::PathBuf,
+        /// The I/O error.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A blocking store task panicked or was cancelled.
+    #[error("store task: {0}")]
+    Task(#[from] tokio::task::JoinError),
     /// The store's contents do not match what this node signed before.
     #[error("integrity check failed: {0}")]
     Integrity(String),
@@ -49,9 +115,13 @@ pub enum StoreError {
     Checkpoint(#[from] bboard_core::Error),
 }
 
-impl<E: std::fmt::Display> From<MerkleError<E>> for StoreError {
-    fn from(error: MerkleError<E>) -> Self {
-        StoreError::Merkle(error.to_string())
+impl From<MerkleError<StoreError>> for StoreError {
+    fn from(error: MerkleError<StoreError>) -> Self {
+        match error {
+            // The node store is this store: report its own error, not a wrapped copy.
+            MerkleError::Store(inner) => inner,
+            other => StoreError::Merkle(Box::new(other)),
+        }
     }
 }
 
@@ -84,21 +154,23 @@ fn checkpoint_key(size: u64) -> Vec<u8> {
     prefixed(b'c', &size.to_be_bytes())
 }
 
-fn decode_u64(bytes: &[u8], what: &str) -> Result<u64, StoreError> {
-    let array: [u8; 8] = bytes
-        .try_into()
-        .map_err(|_| StoreError::Corrupt(format!("{what}: {} bytes, expected 8", bytes.len())))?;
+fn decode_u64(bytes: &[u8], what: &'static str) -> Result<u64, StoreError> {
+    let array: [u8; 8] = bytes.try_into().map_err(|_| StoreError::BadValueLength {
+        what,
+        len: bytes.len(),
+        expected: 8,
+    })?;
     Ok(u64::from_be_bytes(array))
 }
 
 /// Encodes a value with MessagePack (named fields).
 pub fn encode<T: Serialize>(value: &T) -> Result<Vec<u8>, StoreError> {
-    rmp_serde::to_vec_named(value).map_err(|e| StoreError::Corrupt(format!("encode: {e}")))
+    Ok(rmp_serde::to_vec_named(value)?)
 }
 
 /// Decodes a MessagePack value.
-pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &str) -> Result<T, StoreError> {
-    rmp_serde::from_slice(bytes).map_err(|e| StoreError::Corrupt(format!("{what}: {e}")))
+pub fn decode<T: DeserializeOwned>(bytes: &[u8], what: &'static str) -> Result<T, StoreError> {
+    rmp_serde::from_slice(bytes).map_err(|source| StoreError::Decode { what, source })
 }
 
 /// Merkle node store over the board tree, with an overlay of nodes written by the
@@ -126,9 +198,14 @@ impl NodeStore for SledNodes<'_> {
         }
         match self.tree.get(node_key(id))? {
             None => Ok(None),
-            Some(bytes) => Hash::from_slice(&bytes)
-                .map(Some)
-                .map_err(|_| StoreError::Corrupt(format!("node {id} is not 32 bytes"))),
+            Some(bytes) => {
+                Hash::from_slice(&bytes)
+                    .map(Some)
+                    .map_err(|_| StoreError::BadNodeHash {
+                        id,
+                        len: bytes.len(),
+                    })
+            }
         }
     }
 
@@ -265,7 +342,7 @@ impl BoardStore {
             .get(checkpoint_key(size))?
             .map(|bytes| {
                 let note = std::str::from_utf8(&bytes)
-                    .map_err(|_| StoreError::Corrupt("checkpoint note is not UTF-8".into()))?;
+                    .map_err(|source| StoreError::CheckpointNotUtf8 { size, source })?;
                 Ok(SignedCheckpoint::parse(note)?)
             })
             .transpose()
@@ -553,7 +630,7 @@ mod tests {
         edited[last] ^= 1;
         store.tree.insert(leaf_key(1), edited).unwrap();
         let error = store.verify_integrity().unwrap_err();
-        assert!(error.to_string().contains("leaves were edited"), "{error}");
+        assert!(format!("{error}").contains("leaves were edited"), "{error}");
     }
 
     #[test]
@@ -569,7 +646,7 @@ mod tests {
         store.tree.insert(META_SIZE, &2u64.to_be_bytes()).unwrap();
         let error = store.verify_integrity().unwrap_err();
         assert!(
-            error.to_string().contains("this node signed size 3"),
+            format!("{error}").contains("this node signed size 3"),
             "{error}"
         );
     }
@@ -590,7 +667,7 @@ mod tests {
         let error = store
             .commit_batch(&applier.finish(), 0, &[], Some(&signer()))
             .unwrap_err();
-        assert!(error.to_string().contains("refusing to sign"), "{error}");
+        assert!(format!("{error}").contains("refusing to sign"), "{error}");
         // Nothing of the refused batch was written.
         assert_eq!(store.size().unwrap(), 0);
     }

@@ -479,26 +479,35 @@ async fn metrics(State(http): State<Http>) -> Response {
             text,
         )
             .into_response(),
-        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e).into_response(),
+        Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
+}
+
+/// Why `/metrics` could not be rendered.
+#[derive(Debug, thiserror::Error)]
+enum MetricsError {
+    /// The in-process Status call failed.
+    #[error("status: {}", .0.message())]
+    Status(#[from] tonic::Status),
+    /// The board store failed.
+    #[error(transparent)]
+    Store(#[from] crate::board_store::StoreError),
+    /// The OpenMetrics text encoder failed.
+    #[error("encoding metrics: {0}")]
+    Encode(#[from] std::fmt::Error),
 }
 
 /// Renders the node's gauges and counters, read fresh from its state at each scrape
 /// (a registry per scrape: no global recorder, so several nodes can share a process).
-async fn render_metrics(http: &Http) -> Result<String, String> {
+async fn render_metrics(http: &Http) -> Result<String, MetricsError> {
     use prometheus_client::metrics::{counter::Counter, gauge::Gauge};
     use prometheus_client::registry::Registry;
     let s = http
         .service
         .status(Request::new(pb::StatusRequest {}))
-        .await
-        .map_err(|e| e.message().to_string())?
+        .await?
         .into_inner();
-    let rejected = http
-        .shared
-        .board
-        .rejected_count()
-        .map_err(|e| e.to_string())?;
+    let rejected = http.shared.board.rejected_count()?;
     let final_size = http
         .shared
         .finals
@@ -556,7 +565,7 @@ async fn render_metrics(http: &Http) -> Result<String, String> {
         counter,
     );
     let mut out = String::new();
-    prometheus_client::encoding::text::encode(&mut out, &registry).map_err(|e| e.to_string())?;
+    prometheus_client::encoding::text::encode(&mut out, &registry)?;
     Ok(out)
 }
 

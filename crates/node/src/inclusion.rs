@@ -123,9 +123,7 @@ impl Inclusion {
 
     async fn flush(&self) -> Result<(), StoreError> {
         let tree = self.pending.clone();
-        tokio::task::spawn_blocking(move || tree.flush())
-            .await
-            .map_err(|e| StoreError::Corrupt(format!("flush task: {e}")))??;
+        tokio::task::spawn_blocking(move || tree.flush()).await??;
         Ok(())
     }
 
@@ -154,8 +152,12 @@ impl Inclusion {
         let mut records = Vec::new();
         for row in self.alarms.iter() {
             let (_, bytes) = row?;
-            let record = pb::AlarmRecord::decode(bytes.as_ref())
-                .map_err(|e| StoreError::Corrupt(format!("alarm record: {e}")))?;
+            let record = pb::AlarmRecord::decode(bytes.as_ref()).map_err(|source| {
+                StoreError::DecodeProto {
+                    what: "alarm record",
+                    source,
+                }
+            })?;
             if include_cleared || !record.cleared {
                 records.push(record);
             }
@@ -334,8 +336,11 @@ fn clear_alarm(
     let Some(bytes) = inclusion.alarms.get(id.0)? else {
         return Ok(());
     };
-    let mut record = pb::AlarmRecord::decode(bytes.as_ref())
-        .map_err(|e| StoreError::Corrupt(format!("alarm record: {e}")))?;
+    let mut record =
+        pb::AlarmRecord::decode(bytes.as_ref()).map_err(|source| StoreError::DecodeProto {
+            what: "alarm record",
+            source,
+        })?;
     record.cleared = true;
     record.cleared_leaf_index = index;
     record.cleared_unix_ms = now;

@@ -10,7 +10,11 @@
 //! - [`state_machine`]: openraft's state machine over the board store: deterministic
 //!   apply, streamed snapshots that are re-verified on install.
 //! - [`network`]: the Raft transport over gRPC, and checkpoint cosigning between peers.
-//! - [`node`]: shared state, the group-commit batcher and the cosigner loop.
+//! - [`node`]: the shared state of a running node, held by every service and loop.
+//! - [`batcher`]: group commit: many appends, one Raft entry, one answer per waiter.
+//! - [`cosign`]: the cosigner loop, gathering peers' signatures into final checkpoints.
+//! - [`forward`]: forwarding a follower's writes to the leader (one hop).
+//! - [`recorder`]: the leader posting final checkpoints on the board.
 //! - [`service`]: the public `bboard.v1.Board` gRPC service.
 //! - [`inclusion`]: inclusion deadlines of forwarded entries and censorship alarms.
 //! - [`http`]: the read-only HTTP/JSON mirror, ballot tracker page, metrics, health
@@ -26,14 +30,18 @@
 
 #![forbid(unsafe_code)]
 pub mod admin;
+pub mod batcher;
 pub mod board_store;
 pub mod config;
+pub mod cosign;
 pub mod fault;
+pub mod forward;
 pub mod http;
 pub mod inclusion;
 pub mod log_store;
 pub mod network;
 pub mod node;
+pub mod recorder;
 pub mod runtime;
 pub mod service;
 pub mod state_machine;

@@ -763,7 +763,7 @@ mod tests {
             .unwrap();
 
         let err = s.try_get_log_entries(..).await.unwrap_err();
-        assert!(err.to_string().contains("LogIndex(3)"), "{err}");
+        assert!(format!("{err}").contains("LogIndex(3)"), "{err}");
         assert!(s.get_log_state().await.is_err());
         // Ranges not touching the corrupt row still read.
         assert_eq!(ids(&s.try_get_log_entries(..3).await.unwrap()), [0, 1, 2]);

@@ -8,10 +8,13 @@ use ed25519_dalek::SigningKey;
 use tokio::sync::watch;
 use tokio::task::JoinHandle;
 
+use crate::batcher::run_batcher;
 use crate::config::NodeConfig;
+use crate::cosign::{run_cosigner, NodeCosigner};
 use crate::log_store::{open_db, SledLogStore};
 use crate::network::{GrpcNetworkFactory, RaftService};
-use crate::node::{run_batcher, run_checkpoint_recorder, run_cosigner, NodeCosigner, Shared};
+use crate::node::Shared;
+use crate::recorder::run_checkpoint_recorder;
 use crate::service::BoardService;
 use crate::state_machine::BoardStateMachine;
 use crate::types::BoardRaft;
@@ -61,6 +64,22 @@ pub fn read_key_file(path: &std::path::Path) -> Result<SigningKey, StartError> {
     Ok(SigningKey::from_bytes(&seed))
 }
 
+/// Whether opening the database failed because another handle holds sled's lock.
+///
+/// sled 0.34 (`Config::try_lock`) reports a held lock as
+/// `sled::Error::Io(io::Error::new(ErrorKind::Other, "could not acquire lock on ..."))`:
+/// the underlying `WouldBlock` from `flock` is formatted into the message and lost, so
+/// the kind is the only structural signal. Other I/O failures at open keep their own
+/// kinds (`NotFound`, `PermissionDenied`, ...) because sled forwards them unchanged; a
+/// rare `Other` from elsewhere only costs the bounded wait below before it is reported.
+fn is_lock_contention(error: &crate::log_store::LogStoreError) -> bool {
+    matches!(
+        error,
+        crate::log_store::LogStoreError::Sled(sled::Error::Io(io))
+            if io.kind() == std::io::ErrorKind::Other
+    )
+}
+
 /// Opens the store; if another process (or a node of this process that is still
 /// shutting down) holds sled's lock, waits up to 10 s for it to go.
 async fn open_db_waiting_for_lock(path: &std::path::Path) -> Result<sled::Db, StartError> {
@@ -68,10 +87,7 @@ async fn open_db_waiting_for_lock(path: &std::path::Path) -> Result<sled::Db, St
     loop {
         match open_db(path) {
             Ok(db) => return Ok(db),
-            Err(e)
-                if e.to_string().contains("could not acquire lock")
-                    && tokio::time::Instant::now() < deadline =>
-            {
+            Err(e) if is_lock_contention(&e) && tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
             Err(e) => {
@@ -279,4 +295,28 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
         server,
         db,
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_second_open_of_the_same_store_is_lock_contention() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("db");
+        let _held = open_db(&path).unwrap();
+        let error = open_db(&path).unwrap_err();
+        assert!(is_lock_contention(&error), "{error}");
+    }
+
+    #[test]
+    fn other_open_failures_are_not_lock_contention() {
+        let dir = tempfile::tempdir().unwrap();
+        // A regular file where the store's directory should be.
+        let path = dir.path().join("db");
+        std::fs::write(&path, b"not a directory").unwrap();
+        let error = open_db(&path).unwrap_err();
+        assert!(!is_lock_contention(&error), "{error}");
+    }
 }

@@ -31,7 +31,8 @@ use tokio::sync::oneshot;
 use tokio_stream::Stream;
 use tonic::{Request, Response, Status};
 
-use crate::node::{PendingAppend, Shared};
+use crate::batcher::PendingAppend;
+use crate::node::Shared;
 
 /// Metadata key marking a request forwarded by another node (no second hop).
 pub(crate) const FORWARDED: &str = "x-bboard-forwarded";
@@ -257,7 +258,7 @@ impl BoardService {
             .shared
             .checkpoint_at(size)
             .await
-            .map_err(Status::unavailable)?;
+            .map_err(|e| Status::unavailable(e.to_string()))?;
         let is_final = self.shared.policy.verify(&checkpoint).is_ok();
         Ok((checkpoint, is_final))
     }

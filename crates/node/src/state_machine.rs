@@ -105,8 +105,10 @@ impl BoardStateMachine {
         signer: NoteSigner,
         snapshot_dir: &Path,
     ) -> Result<Self, StoreError> {
-        std::fs::create_dir_all(snapshot_dir).map_err(|e| {
-            StoreError::Corrupt(format!("creating {}: {e}", snapshot_dir.display()))
+        std::fs::create_dir_all(snapshot_dir).map_err(|source| StoreError::Io {
+            action: "creating snapshot directory",
+            path: snapshot_dir.to_path_buf(),
+            source,
         })?;
         let board = BoardStore::open(&db, "board", origin)?;
         let checkpoint = board.verify_integrity()?;
@@ -297,7 +299,11 @@ impl BoardStateMachine {
         }
         // Keep the received file as this node's current snapshot, so it can serve it on.
         let path = self.snapshot_dir.join(format!("{}.snap", meta.snapshot_id));
-        let io = |e: std::io::Error| StoreError::Corrupt(format!("keeping snapshot: {e}"));
+        let io = |source: std::io::Error| StoreError::Io {
+            action: "keeping snapshot",
+            path: path.clone(),
+            source,
+        };
         let mut source = reader.into_inner();
         source.seek(std::io::SeekFrom::Start(0)).map_err(io)?;
         let mut target = std::fs::File::create(&path).map_err(io)?;
@@ -384,7 +390,11 @@ impl BoardSnapshotBuilder {
         let name = format!("{}.snap", self.header.meta.snapshot_id);
         let final_path = self.snapshot_dir.join(&name);
         let temp_path = self.snapshot_dir.join(format!("{name}.tmp"));
-        let io = |e: std::io::Error| StoreError::Corrupt(format!("writing snapshot: {e}"));
+        let io = |source: std::io::Error| StoreError::Io {
+            action: "writing snapshot",
+            path: temp_path.clone(),
+            source,
+        };
         let file = std::fs::File::create(&temp_path).map_err(io)?;
         let mut writer = BufWriter::new(file);
         let header = encode(&self.header)?;
