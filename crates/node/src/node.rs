@@ -11,7 +11,7 @@
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
+use std::time::Duration;
 
 use bboard_core::checkpoint::{CosignaturePolicy, NoteSigner, SignedCheckpoint};
 use tokio::sync::{mpsc, watch};
@@ -23,13 +23,8 @@ use crate::forward::Channels;
 use crate::state_machine::AppliedState;
 use crate::types::BoardRaft;
 
-/// Milliseconds since the Unix epoch.
-pub fn now_unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
+/// The clock every node reading uses (re-exported for the modules of this crate).
+pub use bboard_util::clock::now_unix_ms;
 
 /// State shared by the services and loops of one node.
 pub struct Shared {

@@ -26,6 +26,9 @@ pub enum StartError {
     #[error(transparent)]
     Config(#[from] crate::config::ConfigError),
     /// The key file is unreadable or malformed.
+    #[error(transparent)]
+    KeyFile(#[from] bboard_util::key_file::KeyFileError),
+    /// The key cannot sign as this node (e.g. the node name is not a valid key name).
     #[error("key file {path}: {reason}")]
     Key {
         /// The file.
@@ -49,19 +52,10 @@ pub enum StartError {
     },
 }
 
-/// Reads a node key file (hex Ed25519 seed on one line).
+/// Reads a node key file (hex Ed25519 seed on one line; the format of every bboard
+/// key file, `bboard_util::key_file`).
 pub fn read_key_file(path: &std::path::Path) -> Result<SigningKey, StartError> {
-    let bad = |reason: String| StartError::Key {
-        path: path.display().to_string(),
-        reason,
-    };
-    let text = std::fs::read_to_string(path).map_err(|e| bad(e.to_string()))?;
-    let seed = hex::decode(text.trim()).map_err(|e| bad(format!("not hex: {e}")))?;
-    let seed: [u8; 32] = seed
-        .as_slice()
-        .try_into()
-        .map_err(|_| bad(format!("{} bytes, expected 32", seed.len())))?;
-    Ok(SigningKey::from_bytes(&seed))
+    Ok(bboard_util::key_file::read_signing_key(path)?)
 }
 
 /// Whether opening the database failed because another handle holds sled's lock.
