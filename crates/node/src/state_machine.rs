@@ -791,8 +791,25 @@ mod tests {
         let last = bytes.len() - 1;
         bytes[last] ^= 1; // flip a bit of the last leaf's signature
 
+        // The target already holds a board (genesis and 10 notes): a refused snapshot
+        // must leave all of it in place, not wipe it.
         let target_dir = tempfile::tempdir().unwrap();
         let mut target = open_sm(&target_dir, signer());
+        target
+            .apply(vec![batch_entry(1, &leaves[..11])])
+            .await
+            .unwrap();
+        let before = target.subscribe().borrow().clone();
+        assert_eq!(before.size, 11);
+        let applied_before = target.applied_state().await.unwrap().0;
+        let leaves_of = |sm: &BoardStateMachine| -> Vec<Vec<u8>> {
+            (0..11)
+                .map(|i| sm.board().leaf(i).unwrap().unwrap())
+                .collect()
+        };
+        let entries_before = leaves_of(&target);
+        assert_eq!(entries_before, leaves[..11]);
+
         let mut incoming = target.begin_receiving_snapshot().await.unwrap();
         tokio::io::AsyncWriteExt::write_all(&mut *incoming, &bytes)
             .await
@@ -801,6 +818,14 @@ mod tests {
             .install_snapshot(&snapshot.meta, incoming)
             .await
             .is_err());
-        assert_eq!(target.board().size().unwrap(), 0);
+
+        assert_eq!(target.board().size().unwrap(), before.size);
+        assert_eq!(Some(target.board().root_at(before.size).unwrap()), before.root);
+        let after = target.subscribe().borrow().clone();
+        assert_eq!((after.size, after.root), (before.size, before.root));
+        assert_eq!(target.applied_state().await.unwrap().0, applied_before);
+        assert_eq!(leaves_of(&target), entries_before);
+        assert!(target.board().leaf(11).unwrap().is_none());
+        assert!(target.board().verify_integrity().unwrap().is_some());
     }
 }
