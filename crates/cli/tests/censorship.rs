@@ -227,7 +227,9 @@ fn a_censoring_leader_is_caught_proven_and_replaced() {
         let mut alarms_cmd = args(&["alarms"]);
         alarms_cmd.extend(endpoint_args(&all));
         alarms_cmd.extend(policy_args.clone());
-        let (code, output) = cluster.run_cli_code(alarms_cmd, Duration::from_secs(30)).await;
+        let (code, output) = cluster
+            .run_cli_code(alarms_cmd, Duration::from_secs(30))
+            .await;
         println!("{output}");
         assert_eq!(code, Some(2), "active alarms: exit 2");
         assert!(output.contains("ACTIVE") && output.contains("signature OK"));
@@ -244,7 +246,9 @@ fn a_censoring_leader_is_caught_proven_and_replaced() {
             "--evidence-dir",
             &evidence_dir.display().to_string(),
         ]));
-        let (code, output) = cluster.run_cli_code(audit_cmd, Duration::from_secs(60)).await;
+        let (code, output) = cluster
+            .run_cli_code(audit_cmd, Duration::from_secs(60))
+            .await;
         println!("{output}");
         assert_eq!(code, Some(2), "findings: exit 2");
         for id in &dropped_ids {
@@ -264,7 +268,9 @@ fn a_censoring_leader_is_caught_proven_and_replaced() {
         for file in &files {
             let mut verify = args(&["verify-evidence", "--evidence", &file.display().to_string()]);
             verify.extend(policy_args.clone());
-            let (ok, output) = cluster.run_cli(verify.clone(), Duration::from_secs(20)).await;
+            let (ok, output) = cluster
+                .run_cli(verify.clone(), Duration::from_secs(20))
+                .await;
             assert!(ok && output.contains("CENSORSHIP"), "{output}");
             // Altered: the alarm claims another leader (a byte of the signed
             // statement changes); the file is rejected with a reason.
@@ -300,9 +306,13 @@ fn a_censoring_leader_is_caught_proven_and_replaced() {
                 "1",
             ])
         };
-        let (ok2, out2) = cluster.run_cli(campaign(&followers[0]), Duration::from_secs(30)).await;
+        let (ok2, out2) = cluster
+            .run_cli(campaign(&followers[0]), Duration::from_secs(30))
+            .await;
         tokio::time::sleep(Duration::from_millis(500)).await;
-        let (ok3, out3) = cluster.run_cli(campaign(&followers[1]), Duration::from_secs(30)).await;
+        let (ok3, out3) = cluster
+            .run_cli(campaign(&followers[1]), Duration::from_secs(30))
+            .await;
         println!("{out2}\n{out3}");
         assert!(ok2 && ok3, "campaign --depose on both followers");
         assert!(

@@ -427,7 +427,9 @@ async fn witness_refuses_forks(cluster: &mut Cluster, endpoint: &str, forged: &s
 
     let forged_file = dir.join("forged.note");
     std::fs::write(&forged_file, forged).unwrap();
-    let (code, output) = cluster.run_cli_code(feed(Some(forged_file)), CLI_LIMIT).await;
+    let (code, output) = cluster
+        .run_cli_code(feed(Some(forged_file)), CLI_LIMIT)
+        .await;
     println!("{output}");
     assert_ne!(code, Some(0));
     assert!(

@@ -820,7 +820,10 @@ mod tests {
             .is_err());
 
         assert_eq!(target.board().size().unwrap(), before.size);
-        assert_eq!(Some(target.board().root_at(before.size).unwrap()), before.root);
+        assert_eq!(
+            Some(target.board().root_at(before.size).unwrap()),
+            before.root
+        );
         let after = target.subscribe().borrow().clone();
         assert_eq!((after.size, after.root), (before.size, before.root));
         assert_eq!(target.applied_state().await.unwrap().0, applied_before);

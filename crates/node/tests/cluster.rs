@@ -354,7 +354,13 @@ async fn the_leader_records_final_checkpoints_on_the_board() {
     cluster.post_genesis(&authority).await;
     // Register every node's checkpoint key with ROLE_NODE.
     for i in 0..3u8 {
-        let register = register(&authority, &key(10 + i), pb::Role::Node, "", u64::from(i) + 1);
+        let register = register(
+            &authority,
+            &key(10 + i),
+            pb::Role::Node,
+            "",
+            u64::from(i) + 1,
+        );
         append(&cluster.endpoints[0], &register).await.unwrap();
     }
     for seq in 10..15 {

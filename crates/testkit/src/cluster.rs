@@ -149,5 +149,9 @@ pub async fn append(
 pub fn verify(policy: &CosignaturePolicy, response: &pb::AppendResponse) -> u64 {
     let receipt = Receipt::from_proto(response.receipt.as_ref().expect("a receipt"))
         .expect("receipt decodes");
-    receipt.verify(policy).expect("receipt verifies").leaf_index.0
+    receipt
+        .verify(policy)
+        .expect("receipt verifies")
+        .leaf_index
+        .0
 }

@@ -61,8 +61,6 @@ pub fn serially(test: impl std::future::Future<Output = ()>) {
         .block_on(test);
 }
 
-
-
 /// Short Raft timing for tests (defaults: heartbeat 250 ms, election 1–2 s).
 pub fn fast_raft() -> RaftTuning {
     RaftTuning {
@@ -375,8 +373,6 @@ pub fn retryable(code: Code) -> bool {
     )
 }
 
-
-
 /// Appends one envelope, trying the endpoints in turn on transient failures.
 pub async fn append_one(endpoints: &[String], envelope: &SignedEnvelope) -> pb::AppendResponse {
     let started = Instant::now();
@@ -526,12 +522,7 @@ pub async fn final_checkpoint(
 }
 
 /// Runs `bboard <args>` to completion (at most `limit`); returns success and its output.
-pub async fn run_cli(
-    bin: &Path,
-    dir: &Path,
-    args: Vec<String>,
-    limit: Duration,
-) -> (bool, String) {
+pub async fn run_cli(bin: &Path, dir: &Path, args: Vec<String>, limit: Duration) -> (bool, String) {
     let (code, output) = run_cli_code(bin, dir, args, limit).await;
     (code == Some(0), output)
 }
