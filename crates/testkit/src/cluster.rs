@@ -8,14 +8,13 @@ use bboard_core::checkpoint::{CosignaturePolicy, NoteVerifier};
 use bboard_core::envelope::SignedEnvelope;
 use bboard_core::pb;
 use bboard_core::receipt::Receipt;
-use bboard_node::config::{Limits, NodeConfig, PeerConfig, RaftTuning, WitnessPeer};
+use bboard_node::config::{Limits, RaftTuning, WitnessPeer};
 use bboard_node::runtime::{start, RunningNode};
 use bboard_proto::v1::board_client::BoardClient;
 use ed25519_dalek::SigningKey;
 use tonic::Code;
 
-use crate::process::{node_seed, node_signer};
-use crate::{free_port, genesis, ORIGIN};
+use crate::{genesis, ORIGIN};
 
 /// Running in-process nodes; [`TestCluster::shutdown`] stops them.
 pub struct TestCluster {
@@ -42,47 +41,25 @@ impl TestCluster {
         witness_threshold: Option<usize>,
     ) -> TestCluster {
         let dir = crate::temp_dir();
-        let peers: Vec<PeerConfig> = (1..=n)
-            .map(|id| PeerConfig {
-                id,
-                address: format!("127.0.0.1:{}", free_port()),
-                verifier_key: node_signer(id).verifier().to_string(),
-                organisation: format!("org-{id}"),
-            })
-            .collect();
+        let peers = crate::peers(n);
         let mut nodes = Vec::new();
         for peer in &peers {
-            let id = peer.id;
-            let node_dir = dir.path().join(format!("n{id}"));
-            std::fs::create_dir_all(&node_dir).expect("node directory");
-            let key: SigningKey = crate::key(node_seed(id));
-            std::fs::write(node_dir.join("key"), hex::encode(key.to_bytes())).expect("key file");
-            let config = NodeConfig {
-                node_id: id,
-                name: format!("node-{id}"),
-                organisation: format!("org-{id}"),
-                origin: ORIGIN.into(),
-                data_dir: node_dir.join("data"),
-                key_file: node_dir.join("key"),
-                listen: peer.address.parse().expect("socket address"),
-                admin_keys: vec![],
-                cosign_threshold: None,
-                initial_voters: (1..=n).collect(),
-                peers: peers.clone(),
-                raft: RaftTuning {
-                    heartbeat_ms: 100,
-                    election_timeout_min_ms: 400,
-                    election_timeout_max_ms: 800,
-                    ..Default::default()
-                },
-                limits: Limits {
-                    max_body_bytes: 16 * 1024,
-                    checkpoint_record_interval_ms: 300,
-                    ..Default::default()
-                },
-                witnesses: witnesses.clone(),
-                witness_threshold,
+            let node_dir = dir.path().join(format!("n{}", peer.id));
+            let raft = RaftTuning {
+                heartbeat_ms: 100,
+                election_timeout_min_ms: 400,
+                election_timeout_max_ms: 800,
+                ..Default::default()
             };
+            let limits = Limits {
+                max_body_bytes: 16 * 1024,
+                checkpoint_record_interval_ms: 300,
+                ..Default::default()
+            };
+            let mut config =
+                crate::node_config(&node_dir, peer, &peers, (1..=n).collect(), raft, limits);
+            config.witnesses = witnesses.clone();
+            config.witness_threshold = witness_threshold;
             nodes.push(start(config).await.expect("node starts"));
         }
         let verifiers = peers

@@ -17,6 +17,7 @@ use bboard_core::checkpoint::{Checkpoint, NoteSigner, SignedCheckpoint};
 use bboard_core::envelope::SignedEnvelope;
 use bboard_core::pb;
 use bboard_merkle::{Blake3Hasher, MemoryNodeStore, MerkleTree, TreeHasher, TreeSize};
+use bboard_node::config::{Limits, NodeConfig, PeerConfig, RaftTuning};
 use ed25519_dalek::SigningKey;
 
 /// The origin (log name) of the boards the harnesses start.
@@ -162,6 +163,55 @@ pub fn signed_note(origin: &str, tree: &Tree, size: u64, signers: &[NoteSigner])
         root: tree.root_at(TreeSize(size)).expect("size within the tree"),
     };
     cosigned(checkpoint, signers).to_note()
+}
+
+/// The peer list of an `n`-node cluster on free 127.0.0.1 ports: node `id` has the
+/// checkpoint key [`process::node_signer`]`(id)` and organisation `org-{id}`.
+pub fn peers(n: u64) -> Vec<PeerConfig> {
+    (1..=n)
+        .map(|id| PeerConfig {
+            id,
+            address: format!("127.0.0.1:{}", free_port()),
+            verifier_key: process::node_signer(id).verifier().to_string(),
+            organisation: format!("org-{id}"),
+        })
+        .collect()
+}
+
+/// The configuration of `peer` of `peers` with its key file and data under
+/// `node_dir` (created); [`process::admin_key`] is its admin key.
+pub fn node_config(
+    node_dir: &std::path::Path,
+    peer: &PeerConfig,
+    peers: &[PeerConfig],
+    initial_voters: Vec<u64>,
+    raft: RaftTuning,
+    limits: Limits,
+) -> NodeConfig {
+    let id = peer.id;
+    std::fs::create_dir_all(node_dir).expect("node directory");
+    let key_file = node_dir.join("node.key");
+    let key = key(process::node_seed(id));
+    std::fs::write(&key_file, hex::encode(key.to_bytes())).expect("key file");
+    let config = NodeConfig {
+        node_id: id,
+        name: format!("node-{id}"),
+        organisation: peer.organisation.clone(),
+        origin: ORIGIN.into(),
+        data_dir: node_dir.join("data"),
+        key_file,
+        listen: peer.address.parse().expect("socket address"),
+        admin_keys: vec![hex::encode(process::admin_key().verifying_key().as_bytes())],
+        cosign_threshold: None,
+        initial_voters,
+        peers: peers.to_vec(),
+        raft,
+        limits,
+        witnesses: Vec::new(),
+        witness_threshold: None,
+    };
+    config.validate().expect("valid configuration");
+    config
 }
 
 /// Flips the last byte of leaf `index` in the board tree of the (stopped) node whose

@@ -21,13 +21,13 @@ use bboard_core::envelope::{EnvelopeId, SignedEnvelope};
 use bboard_core::leaf::leaf_hash;
 use bboard_core::pb;
 use bboard_core::receipt::Receipt;
-use bboard_node::config::{Limits, NodeConfig, PeerConfig, RaftTuning};
+use bboard_node::config::{Limits, RaftTuning};
 use bboard_proto::v1::board_client::BoardClient;
 use ed25519_dalek::SigningKey;
 use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
 
-use crate::{free_port, genesis, note_signer, now_unix_ms, register_terminal, ORIGIN};
+use crate::{genesis, note_signer, now_unix_ms, register_terminal, ORIGIN};
 
 /// The seed of node `id`'s checkpoint key ([`crate::key`]) in a [`Cluster`].
 pub fn node_seed(id: u64) -> u8 {
@@ -215,56 +215,31 @@ impl Cluster {
     /// is the `bboard` binary (`env!("CARGO_BIN_EXE_bboard")` in `bboard-cli`'s tests).
     pub fn configure(bin: &str, n: u64, voters: &[u64], raft: RaftTuning) -> Cluster {
         let dir = crate::temp_dir();
-        let keys: Vec<SigningKey> = (1..=n).map(|id| crate::key(node_seed(id))).collect();
-        let admin_key = admin_key();
         let admin_key_file = dir.path().join("admin.key");
-        std::fs::write(&admin_key_file, hex::encode(admin_key.to_bytes())).unwrap();
-        let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
-        let peers: Vec<PeerConfig> = (0..n)
-            .map(|i| PeerConfig {
-                id: i + 1,
-                address: format!("127.0.0.1:{}", ports[i as usize]),
-                verifier_key: node_signer(i + 1).verifier().to_string(),
-                organisation: format!("org-{}", i + 1),
-            })
-            .collect();
+        std::fs::write(&admin_key_file, hex::encode(admin_key().to_bytes())).unwrap();
+        let peers = crate::peers(n);
         let mut nodes = Vec::new();
-        for i in 0..n {
-            let id = i + 1;
+        for peer in &peers {
+            let id = peer.id;
             let node_dir = dir.path().join(format!("n{id}"));
-            std::fs::create_dir_all(&node_dir).unwrap();
-            std::fs::write(
-                node_dir.join("node.key"),
-                hex::encode(keys[i as usize].to_bytes()),
-            )
-            .unwrap();
-            let config = NodeConfig {
-                node_id: id,
-                name: format!("node-{id}"),
-                organisation: format!("org-{id}"),
-                origin: ORIGIN.into(),
-                data_dir: node_dir.join("data"),
-                key_file: node_dir.join("node.key"),
-                listen: peers[i as usize].address.parse().unwrap(),
-                admin_keys: vec![hex::encode(admin_key.verifying_key().as_bytes())],
-                cosign_threshold: None,
-                initial_voters: if voters.contains(&id) {
-                    voters.to_vec()
-                } else {
-                    Vec::new()
-                },
-                peers: peers.clone(),
-                raft: raft.clone(),
-                limits: Limits::default(),
-                witnesses: Vec::new(),
-                witness_threshold: None,
+            let initial_voters = if voters.contains(&id) {
+                voters.to_vec()
+            } else {
+                Vec::new()
             };
-            config.validate().unwrap();
+            let config = crate::node_config(
+                &node_dir,
+                peer,
+                &peers,
+                initial_voters,
+                raft.clone(),
+                Limits::default(),
+            );
             let config_path = node_dir.join("config.toml");
             std::fs::write(&config_path, config.to_toml().unwrap()).unwrap();
             nodes.push(NodeProc {
                 id,
-                address: peers[i as usize].address.clone(),
+                address: peer.address.clone(),
                 log_path: node_dir.join("node.log"),
                 dir: node_dir,
                 config_path,
