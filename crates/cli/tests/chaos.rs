@@ -1,14 +1,14 @@
 //! Multi-process cluster tests: real `bboard node run` processes on 127.0.0.1, a leader
 //! killed with SIGKILL under load, and a learner that joins from a snapshot.
 //!
-//! They take a minute or more each, so they run only with `BBOARD_CHAOS=1` (set by
-//! `.ci/run`); otherwise each test prints "skipped" and passes.
+//! They take a minute or more each, so they are `#[ignore]`d: `.ci/run` runs them with
+//! `cargo test -p bboard-cli --test chaos -- --ignored --nocapture`.
 //!
 //! Raft timing is shortened to keep the tests short: heartbeat 100 ms, election timeout
 //! 500–1000 ms (the defaults are 250 ms and 1–2 s, see `RaftTuning`).
 //!
 //! The process harness (every child killed and reaped when a test ends, logs printed
-//! on failure) is shared with `tamper.rs`: see `common/mod.rs`.
+//! on failure) is `bboard_testkit::process`.
 
 #![allow(clippy::unwrap_used)] // Test code: failures should abort loudly.
 
@@ -25,14 +25,11 @@ use bboard_node::config::RaftTuning;
 use ed25519_dalek::SigningKey;
 use tonic::Code;
 
-mod common;
+use bboard_testkit::process::*;
+use bboard_testkit::{note, now_unix_ms};
 
-use common::*;
-
-/// True when the chaos tests should run (`BBOARD_CHAOS=1`).
-fn enabled(test: &str) -> bool {
-    common::enabled("BBOARD_CHAOS", test)
-}
+/// The `bboard` binary the nodes run.
+const BIN: &str = env!("CARGO_BIN_EXE_bboard");
 
 /// The kill of a leader, as seen by the clients.
 struct KillMark {
@@ -185,10 +182,9 @@ async fn run_client(plan: ClientPlan, acks: Arc<Mutex<Acks>>) {
 }
 
 #[test]
+#[ignore = "multi-process, minutes; run with: cargo test -p bboard-cli --test chaos -- --ignored"]
 fn kill_leader_mid_load_loses_nothing() {
-    if enabled("kill_leader_mid_load_loses_nothing") {
-        serially(kill_leader_mid_load());
-    }
+    serially(kill_leader_mid_load());
 }
 
 async fn kill_leader_mid_load() {
@@ -196,7 +192,7 @@ async fn kill_leader_mid_load() {
     const TOTAL: u64 = 10_000;
     const KILL_AFTER: usize = 3_000;
     let test_started = Instant::now();
-    let mut cluster = Cluster::configure(3, &[1, 2, 3], fast_raft());
+    let mut cluster = Cluster::configure(BIN, 3, &[1, 2, 3], fast_raft());
     for node in &mut cluster.nodes {
         node.start();
     }
@@ -350,10 +346,9 @@ async fn kill_leader_mid_load() {
 }
 
 #[test]
+#[ignore = "multi-process, minutes; run with: cargo test -p bboard-cli --test chaos -- --ignored"]
 fn learner_joins_from_a_snapshot_of_50k_entries() {
-    if enabled("learner_joins_from_a_snapshot_of_50k_entries") {
-        serially(learner_joins_from_a_snapshot());
-    }
+    serially(learner_joins_from_a_snapshot());
 }
 
 async fn learner_joins_from_a_snapshot() {
@@ -365,7 +360,7 @@ async fn learner_joins_from_a_snapshot() {
         keep_logs_after_snapshot: 10,
         ..fast_raft()
     };
-    let mut cluster = Cluster::configure(4, &[1, 2, 3], raft);
+    let mut cluster = Cluster::configure(BIN, 4, &[1, 2, 3], raft);
     for id in 1..=3 {
         cluster.node(id).start();
     }

@@ -11,22 +11,19 @@ use bboard_core::evidence::{
 use bboard_core::pb;
 use bboard_core::witness::{LogState, Witness, WitnessRefusal, WitnessState};
 use bboard_core::Error;
-use bboard_merkle::{Blake3Hasher, Hash, MemoryNodeStore, MerkleTree, TreeHasher, TreeSize};
+use bboard_merkle::{Blake3Hasher, Hash, TreeHasher, TreeSize};
+use bboard_testkit::{honest_tree, note_signer, signed_note, tree, Tree};
 use ed25519_dalek::SigningKey;
 use proptest::prelude::*;
 
 const ORIGIN: &str = "bboard.test/evidence";
 
-fn signer(name: &str, seed: u8) -> NoteSigner {
-    NoteSigner::new(name, SigningKey::from_bytes(&[seed; 32])).unwrap()
-}
-
 fn node(i: u8) -> NoteSigner {
-    signer(&format!("node-{i}"), i)
+    note_signer(&format!("node-{i}"), i)
 }
 
 fn witness_signer(i: u8) -> NoteSigner {
-    signer(&format!("witness-{i}"), 100 + i)
+    note_signer(&format!("witness-{i}"), 100 + i)
 }
 
 /// 2-of-3 over node-1..3.
@@ -34,38 +31,12 @@ fn policy() -> CosignaturePolicy {
     CosignaturePolicy::new(ORIGIN, (1..=3).map(|i| node(i).verifier()).collect(), 2).unwrap()
 }
 
-type Tree = MerkleTree<Blake3Hasher, MemoryNodeStore>;
-
-/// A tree of `n` leaves; leaves from `fork_at` on differ from the honest tree's.
-fn tree(n: u64, fork_at: u64) -> Tree {
-    let mut tree = MerkleTree::new(Blake3Hasher, MemoryNodeStore::new());
-    for i in 0..n {
-        let data = if i < fork_at {
-            format!("entry {i}")
-        } else {
-            format!("forged entry {i}")
-        };
-        tree.append(Blake3Hasher.hash_leaf(data.as_bytes()))
-            .unwrap();
-    }
-    tree
-}
-
 fn honest(n: u64) -> Tree {
-    tree(n, u64::MAX)
+    honest_tree(n)
 }
 
 fn note_of(tree: &Tree, size: u64, signers: &[NoteSigner]) -> String {
-    let checkpoint = Checkpoint {
-        origin: ORIGIN.into(),
-        size: TreeSize(size),
-        root: tree.root_at(TreeSize(size)).unwrap(),
-    };
-    let mut signed = SignedCheckpoint::sign(checkpoint, &signers[0]).unwrap();
-    for s in &signers[1..] {
-        signed.add_signature(s).unwrap();
-    }
-    signed.to_note()
+    signed_note(ORIGIN, tree, size, signers)
 }
 
 fn hexes(proof: &[Hash]) -> Vec<String> {
@@ -587,7 +558,7 @@ fn forged_altered_or_stale_censorship_evidence_is_rejected_with_a_reason() {
     let p = policy();
     let reason = |e: &Evidence| verify_evidence(e, &p).unwrap_err().to_string();
     // Signed by a key that is not a node of the board.
-    let stranger = signer("node-2", 55);
+    let stranger = note_signer("node-2", 55);
     let forged = censorship_with(&alarm_statement(), &stranger, 7);
     assert!(
         reason(&forged).contains("not a node of this board"),

@@ -31,6 +31,127 @@ use bboard_merkle::{
 };
 use serde::{de::DeserializeOwned, Serialize};
 
+/// How the stored board contradicts itself or this node's own signatures.
+#[derive(Debug, thiserror::Error)]
+pub enum IntegrityError {
+    /// The rules admitted a leaf at another index than the board's next one.
+    #[error("admitted leaf has index {index}, the board expects {expected}")]
+    LeafOutOfOrder {
+        /// Index the admitted leaf carries.
+        index: u64,
+        /// The board's next index.
+        expected: u64,
+    },
+    /// Signing would shrink what this node signed before.
+    #[error("refusing to sign size {new_size}: this node already signed size {signed_size}")]
+    WouldShrink {
+        /// Size about to be signed.
+        new_size: u64,
+        /// Size of this node's last signed checkpoint.
+        signed_size: u64,
+    },
+    /// Signing would rewrite history this node signed before.
+    #[error("refusing to sign: this node signed root {signed_root} at size {size}, the board now has root {board_root} there")]
+    WouldRewrite {
+        /// Size of this node's last signed checkpoint.
+        size: u64,
+        /// The root it signed.
+        signed_root: Hash,
+        /// The board's root at that size now.
+        board_root: Hash,
+    },
+    /// A leaf is missing from the store.
+    #[error("leaf {missing} is missing (next stored leaf is {next})")]
+    MissingLeaf {
+        /// The missing index.
+        missing: u64,
+        /// The next index stored.
+        next: u64,
+    },
+    /// The number of stored leaves differs from the recorded size.
+    #[error("the store holds {stored} leaves but records size {recorded}")]
+    LeafCount {
+        /// Leaves found.
+        stored: u64,
+        /// Size recorded in the metadata.
+        recorded: u64,
+    },
+    /// The leaves hash to another root than the stored tree nodes give.
+    #[error(
+        "leaf bytes hash to root {recomputed}, stored tree nodes give {stored}: leaves were edited"
+    )]
+    EditedLeaves {
+        /// Root recomputed from the leaf bytes.
+        recomputed: Hash,
+        /// Root of the stored tree nodes.
+        stored: Hash,
+    },
+    /// The store differs from this node's last signed checkpoint.
+    #[error("this node signed size {signed_size} root {signed_root}, but its store now holds size {size} root {root}")]
+    NotWhatWasSigned {
+        /// Size signed.
+        signed_size: u64,
+        /// Root signed.
+        signed_root: Hash,
+        /// Size stored.
+        size: u64,
+        /// Root recomputed from the store.
+        root: Hash,
+    },
+}
+
+/// Why a snapshot file was refused.
+#[derive(Debug, thiserror::Error)]
+pub enum SnapshotError {
+    /// Reading the file failed or it ended early.
+    #[error("{part} truncated or unreadable: {source}")]
+    Read {
+        /// What was being read (header, leaf).
+        part: &'static str,
+        /// The operating system's reason.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A length prefix is beyond the limit.
+    #[error("{part} of {len} bytes exceeds the limit of {limit}")]
+    TooLarge {
+        /// What the length is of.
+        part: &'static str,
+        /// The length read.
+        len: u32,
+        /// The limit.
+        limit: u32,
+    },
+    /// The header describes another snapshot than the one being installed.
+    #[error("header is for log id {header}, openraft installs {installing}")]
+    WrongLogId {
+        /// Log id in the header.
+        header: String,
+        /// Log id being installed.
+        installing: String,
+    },
+    /// The leaves hash to another root than the header's.
+    #[error("leaves hash to root {leaves}, header says {header}")]
+    RootMismatch {
+        /// Root of the leaves.
+        leaves: Hash,
+        /// Root in the header.
+        header: Hash,
+    },
+    /// A leaf is refused by the board rules on replay.
+    #[error("leaf not admitted on replay: {outcome}")]
+    NotAdmitted {
+        /// The rules' outcome.
+        outcome: String,
+    },
+    /// A leaf the snapshot must hold is missing from the store being snapshotted.
+    #[error("leaf {index} missing from the store")]
+    MissingLeaf {
+        /// The index.
+        index: u64,
+    },
+}
+
 /// Errors of the board store.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
@@ -107,9 +228,13 @@ pub enum StoreError {
     /// A blocking store task panicked or was cancelled.
     #[error("store task: {0}")]
     Task(#[from] tokio::task::JoinError),
-    /// The store's contents do not match what this node signed before.
+    /// The store's contents do not match what this node signed before, or a write
+    /// would make it sign something that does not extend it.
     #[error("integrity check failed: {0}")]
-    Integrity(String),
+    Integrity(#[from] IntegrityError),
+    /// A snapshot file is damaged or does not match what it claims.
+    #[error("snapshot: {0}")]
+    Snapshot(#[from] SnapshotError),
     /// Signing a checkpoint failed.
     #[error("checkpoint: {0}")]
     Checkpoint(#[from] bboard_core::Error),
@@ -374,10 +499,11 @@ impl BoardStore {
         for (offset, leaf) in admitted.iter().enumerate() {
             let expected = size + offset as u64;
             if leaf.index != expected {
-                return Err(StoreError::Integrity(format!(
-                    "admitted leaf has index {}, the board expects {expected}",
-                    leaf.index
-                )));
+                return Err(IntegrityError::LeafOutOfOrder {
+                    index: leaf.index,
+                    expected,
+                }
+                .into());
             }
             let hash = leaf_hash(&leaf.leaf_data);
             merkle.append(hash)?;
@@ -409,17 +535,20 @@ impl BoardStore {
                 if let Some(previous) = previous.as_ref().filter(|_| !forge) {
                     let previous = previous.checkpoint();
                     if previous.size.0 > new_size {
-                        return Err(StoreError::Integrity(format!(
-                            "refusing to sign size {new_size}: this node already signed size {}",
-                            previous.size.0
-                        )));
+                        return Err(IntegrityError::WouldShrink {
+                            new_size,
+                            signed_size: previous.size.0,
+                        }
+                        .into());
                     }
                     let root_then = merkle.root_at(previous.size)?;
                     if root_then != previous.root {
-                        return Err(StoreError::Integrity(format!(
-                            "refusing to sign: this node signed root {} at size {}, the board now has root {root_then} there",
-                            previous.root, previous.size.0
-                        )));
+                        return Err(IntegrityError::WouldRewrite {
+                            size: previous.size.0,
+                            signed_root: previous.root,
+                            board_root: root_then,
+                        }
+                        .into());
                     }
                 }
                 let signed_root = if forge {
@@ -473,34 +602,43 @@ impl BoardStore {
             let (key, value) = row?;
             let index = decode_u64(&key[1..], "leaf key")?;
             if index != expected_index {
-                return Err(StoreError::Integrity(format!(
-                    "leaf {expected_index} is missing (next stored leaf is {index})"
-                )));
+                return Err(IntegrityError::MissingLeaf {
+                    missing: expected_index,
+                    next: index,
+                }
+                .into());
             }
             recomputed.append(leaf_hash(&value))?;
             expected_index += 1;
         }
         if expected_index != size {
-            return Err(StoreError::Integrity(format!(
-                "the store holds {expected_index} leaves but records size {size}"
-            )));
+            return Err(IntegrityError::LeafCount {
+                stored: expected_index,
+                recorded: size,
+            }
+            .into());
         }
         let recomputed_root = recomputed.root()?;
         let stored_root = self.root_at(size)?;
         if stored_root != recomputed_root {
-            return Err(StoreError::Integrity(format!(
-                "leaf bytes hash to root {recomputed_root}, stored tree nodes give {stored_root}: leaves were edited"
-            )));
+            return Err(IntegrityError::EditedLeaves {
+                recomputed: recomputed_root,
+                stored: stored_root,
+            }
+            .into());
         }
         let Some(latest) = self.latest_own_checkpoint()? else {
             return Ok(None);
         };
         let checkpoint = latest.checkpoint().clone();
         if checkpoint.size.0 != size || checkpoint.root != recomputed_root {
-            return Err(StoreError::Integrity(format!(
-                "this node signed size {} root {}, but its store now holds size {size} root {recomputed_root}",
-                checkpoint.size.0, checkpoint.root
-            )));
+            return Err(IntegrityError::NotWhatWasSigned {
+                signed_size: checkpoint.size.0,
+                signed_root: checkpoint.root,
+                size,
+                root: recomputed_root,
+            }
+            .into());
         }
         Ok(Some(checkpoint))
     }
@@ -640,7 +778,10 @@ mod tests {
         store.tree.remove(leaf_key(2)).unwrap();
         assert!(matches!(
             store.verify_integrity(),
-            Err(StoreError::Integrity(_))
+            Err(StoreError::Integrity(IntegrityError::LeafCount {
+                stored: 2,
+                recorded: 3
+            }))
         ));
         // Also consistent truncation (size lowered too) contradicts the signed checkpoint.
         store.tree.insert(META_SIZE, &2u64.to_be_bytes()).unwrap();

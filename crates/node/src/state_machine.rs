@@ -31,7 +31,7 @@ use serde::{Deserialize, Serialize};
 use tokio::sync::watch;
 
 use crate::board_store::{
-    decode, encode, BoardStore, StoreError, META_LAST_APPLIED, META_MEMBERSHIP,
+    decode, encode, BoardStore, SnapshotError, StoreError, META_LAST_APPLIED, META_MEMBERSHIP,
 };
 use crate::types::{BoardRequest, BoardResponse, NodeId, TypeConfig};
 
@@ -215,21 +215,23 @@ impl BoardStateMachine {
     }
 
     fn install_from_file(&self, meta: &Meta, file: std::fs::File) -> Result<(), StoreError> {
-        let corrupt = |what: String| StoreError::Integrity(format!("snapshot: {what}"));
+        let unreadable = |source| SnapshotError::Read {
+            part: "snapshot file",
+            source,
+        };
         let mut reader = BufReader::new(file);
         reader
             .seek(std::io::SeekFrom::Start(0))
-            .map_err(|e| corrupt(e.to_string()))?;
+            .map_err(unreadable)?;
         let header: SnapshotHeader = read_header(&mut reader)?;
         if header.meta.last_log_id != meta.last_log_id {
-            return Err(corrupt(format!(
-                "header is for log id {:?}, openraft installs {:?}",
-                header.meta.last_log_id, meta.last_log_id
-            )));
+            return Err(SnapshotError::WrongLogId {
+                header: format!("{:?}", header.meta.last_log_id),
+                installing: format!("{:?}", meta.last_log_id),
+            }
+            .into());
         }
-        let leaves_start = reader
-            .stream_position()
-            .map_err(|e| corrupt(e.to_string()))?;
+        let leaves_start = reader.stream_position().map_err(unreadable)?;
 
         // Pass 1: hash every leaf and compare the root before touching the store.
         let mut merkle = MerkleTree::new(Blake3Hasher, MemoryNodeStore::new());
@@ -238,16 +240,17 @@ impl BoardStateMachine {
         }
         let root = merkle.root()?;
         if root.0 != header.root {
-            return Err(corrupt(format!(
-                "leaves hash to root {root}, header says {}",
-                Hash(header.root)
-            )));
+            return Err(SnapshotError::RootMismatch {
+                leaves: root,
+                header: Hash(header.root),
+            }
+            .into());
         }
 
         // Pass 2: re-apply through the board rules, in chunks.
         reader
             .seek(std::io::SeekFrom::Start(leaves_start))
-            .map_err(|e| corrupt(e.to_string()))?;
+            .map_err(unreadable)?;
         self.board.clear_for_snapshot()?;
         let mut remaining = header.size;
         while remaining > 0 {
@@ -266,7 +269,10 @@ impl BoardStateMachine {
                 match applier.apply_prechecked(leaf, prechecked)? {
                     Outcome::Appended { .. } => {}
                     other => {
-                        return Err(corrupt(format!("leaf not admitted on replay: {other:?}")))
+                        return Err(SnapshotError::NotAdmitted {
+                            outcome: format!("{other:?}"),
+                        }
+                        .into())
                     }
                 }
             }
@@ -342,17 +348,26 @@ fn read_header(reader: &mut impl Read) -> Result<SnapshotHeader, StoreError> {
     let mut len = [0u8; 4];
     reader
         .read_exact(&mut len)
-        .map_err(|e| StoreError::Integrity(format!("snapshot header: {e}")))?;
+        .map_err(|source| SnapshotError::Read {
+            part: "snapshot header",
+            source,
+        })?;
     let len = u32::from_be_bytes(len);
     if len > 1 << 20 {
-        return Err(StoreError::Integrity(format!(
-            "snapshot header of {len} bytes"
-        )));
+        return Err(SnapshotError::TooLarge {
+            part: "snapshot header",
+            len,
+            limit: 1 << 20,
+        }
+        .into());
     }
     let mut bytes = vec![0; len as usize];
     reader
         .read_exact(&mut bytes)
-        .map_err(|e| StoreError::Integrity(format!("snapshot header: {e}")))?;
+        .map_err(|source| SnapshotError::Read {
+            part: "snapshot header",
+            source,
+        })?;
     decode(&bytes, "snapshot header")
 }
 
@@ -360,17 +375,26 @@ fn read_leaf(reader: &mut impl Read) -> Result<Vec<u8>, StoreError> {
     let mut len = [0u8; 4];
     reader
         .read_exact(&mut len)
-        .map_err(|e| StoreError::Integrity(format!("snapshot truncated: {e}")))?;
+        .map_err(|source| SnapshotError::Read {
+            part: "snapshot leaf",
+            source,
+        })?;
     let len = u32::from_be_bytes(len);
     if len > MAX_SNAPSHOT_LEAF {
-        return Err(StoreError::Integrity(format!(
-            "snapshot leaf of {len} bytes"
-        )));
+        return Err(SnapshotError::TooLarge {
+            part: "snapshot leaf",
+            len,
+            limit: MAX_SNAPSHOT_LEAF,
+        }
+        .into());
     }
     let mut leaf = vec![0; len as usize];
     reader
         .read_exact(&mut leaf)
-        .map_err(|e| StoreError::Integrity(format!("snapshot truncated: {e}")))?;
+        .map_err(|source| SnapshotError::Read {
+            part: "snapshot leaf",
+            source,
+        })?;
     Ok(leaf)
 }
 
@@ -406,7 +430,7 @@ impl BoardSnapshotBuilder {
             let leaf = self
                 .board
                 .leaf(index)?
-                .ok_or_else(|| StoreError::Integrity(format!("leaf {index} missing")))?;
+                .ok_or(SnapshotError::MissingLeaf { index })?;
             writer
                 .write_all(&(leaf.len() as u32).to_be_bytes())
                 .map_err(io)?;
@@ -801,8 +825,25 @@ mod tests {
         let last = bytes.len() - 1;
         bytes[last] ^= 1; // flip a bit of the last leaf's signature
 
+        // The target already holds a board (genesis and 10 notes): a refused snapshot
+        // must leave all of it in place, not wipe it.
         let target_dir = tempfile::tempdir().unwrap();
         let mut target = open_sm(&target_dir, signer());
+        target
+            .apply(vec![batch_entry(1, &leaves[..11])])
+            .await
+            .unwrap();
+        let before = target.subscribe().borrow().clone();
+        assert_eq!(before.size, 11);
+        let applied_before = target.applied_state().await.unwrap().0;
+        let leaves_of = |sm: &BoardStateMachine| -> Vec<Vec<u8>> {
+            (0..11)
+                .map(|i| sm.board().leaf(i).unwrap().unwrap())
+                .collect()
+        };
+        let entries_before = leaves_of(&target);
+        assert_eq!(entries_before, leaves[..11]);
+
         let mut incoming = target.begin_receiving_snapshot().await.unwrap();
         tokio::io::AsyncWriteExt::write_all(&mut *incoming, &bytes)
             .await
@@ -811,6 +852,17 @@ mod tests {
             .install_snapshot(&snapshot.meta, incoming)
             .await
             .is_err());
-        assert_eq!(target.board().size().unwrap(), 0);
+
+        assert_eq!(target.board().size().unwrap(), before.size);
+        assert_eq!(
+            Some(target.board().root_at(before.size).unwrap()),
+            before.root
+        );
+        let after = target.subscribe().borrow().clone();
+        assert_eq!((after.size, after.root), (before.size, before.root));
+        assert_eq!(target.applied_state().await.unwrap().0, applied_before);
+        assert_eq!(leaves_of(&target), entries_before);
+        assert!(target.board().leaf(11).unwrap().is_none());
+        assert!(target.board().verify_integrity().unwrap().is_some());
     }
 }

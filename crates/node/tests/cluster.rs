@@ -1,5 +1,6 @@
 //! In-process cluster tests: three real nodes (sled stores in temp dirs, gRPC on
-//! 127.0.0.1), driven through the public Board service.
+//! 127.0.0.1), driven through the public Board service; the harness is
+//! `bboard_testkit::cluster`.
 
 #![allow(clippy::unwrap_used)] // Test code: failures should abort loudly.
 
@@ -10,169 +11,18 @@ use bboard_core::checkpoint::{CosignaturePolicy, NoteSigner};
 use bboard_core::envelope::SignedEnvelope;
 use bboard_core::pb;
 use bboard_core::receipt::Receipt;
-use bboard_node::config::{Limits, NodeConfig, PeerConfig, RaftTuning};
-use bboard_node::runtime::{start, RunningNode};
-use bboard_proto::v1::board_client::BoardClient;
+use bboard_node::runtime::start;
+use bboard_testkit::cluster::{append, client, verify, TestCluster};
+use bboard_testkit::process::node_signer;
+use bboard_testkit::{body, edit_leaf, genesis, key, note, register, register_terminal, ORIGIN};
 use ed25519_dalek::SigningKey;
 use tonic::Code;
 
-const ORIGIN: &str = "cluster.test/board";
-
-fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-struct TestCluster {
-    nodes: Vec<RunningNode>,
-    endpoints: Vec<String>,
-    policy: CosignaturePolicy,
-    _dir: tempfile::TempDir,
-}
-
-async fn start_cluster(n: u64) -> TestCluster {
-    start_cluster_with(n, Vec::new(), None).await
-}
-
-async fn start_cluster_with(
-    n: u64,
-    witnesses: Vec<bboard_node::config::WitnessPeer>,
-    witness_threshold: Option<usize>,
-) -> TestCluster {
-    let dir = tempfile::tempdir().unwrap();
-    let keys: Vec<SigningKey> = (0..n)
-        .map(|i| SigningKey::from_bytes(&[10 + i as u8; 32]))
-        .collect();
-    let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
-    let peers: Vec<PeerConfig> = (0..n)
-        .map(|i| PeerConfig {
-            id: i + 1,
-            address: format!("127.0.0.1:{}", ports[i as usize]),
-            verifier_key: NoteSigner::new(&format!("node-{}", i + 1), keys[i as usize].clone())
-                .unwrap()
-                .verifier()
-                .to_string(),
-            organisation: format!("org-{}", i + 1),
-        })
-        .collect();
-    let mut nodes = Vec::new();
-    for i in 0..n {
-        let node_dir = dir.path().join(format!("n{}", i + 1));
-        std::fs::create_dir_all(&node_dir).unwrap();
-        std::fs::write(
-            node_dir.join("key"),
-            hex::encode(keys[i as usize].to_bytes()),
-        )
-        .unwrap();
-        let config = NodeConfig {
-            node_id: i + 1,
-            name: format!("node-{}", i + 1),
-            organisation: format!("org-{}", i + 1),
-            origin: ORIGIN.into(),
-            data_dir: node_dir.join("data"),
-            key_file: node_dir.join("key"),
-            listen: format!("127.0.0.1:{}", ports[i as usize]).parse().unwrap(),
-            admin_keys: vec![],
-            cosign_threshold: None,
-            initial_voters: (1..=n).collect(),
-            peers: peers.clone(),
-            raft: RaftTuning {
-                heartbeat_ms: 100,
-                election_timeout_min_ms: 400,
-                election_timeout_max_ms: 800,
-                ..Default::default()
-            },
-            limits: Limits {
-                max_body_bytes: 16 * 1024,
-                checkpoint_record_interval_ms: 300,
-                ..Default::default()
-            },
-            witnesses: witnesses.clone(),
-            witness_threshold,
-        };
-        nodes.push(start(config).await.unwrap());
-    }
-    let policy = CosignaturePolicy::majority(
-        ORIGIN,
-        peers
-            .iter()
-            .map(|p| bboard_core::checkpoint::NoteVerifier::parse(&p.verifier_key).unwrap())
-            .collect(),
-    )
-    .unwrap();
-    TestCluster {
-        endpoints: peers.iter().map(|p| p.address.clone()).collect(),
-        nodes,
-        policy,
-        _dir: dir,
-    }
-}
-
-async fn client(endpoint: &str) -> BoardClient<tonic::transport::Channel> {
-    for _ in 0..50 {
-        if let Ok(client) = BoardClient::connect(format!("http://{endpoint}")).await {
-            return client;
-        }
-        tokio::time::sleep(Duration::from_millis(100)).await;
-    }
-    panic!("cannot connect to {endpoint}");
-}
-
-fn body(kind: pb::entry_body::Kind, seq: u64) -> pb::EntryBody {
-    pb::EntryBody {
-        election_id: String::new(),
-        created_unix_ms: seq,
-        kind: Some(kind),
-    }
-}
-
-fn note(key: &SigningKey, seq: u64) -> SignedEnvelope {
-    SignedEnvelope::sign_body(
-        &body(
-            pb::entry_body::Kind::Note(pb::Note {
-                text: format!("note {seq}"),
-            }),
-            seq,
-        ),
-        key,
-    )
-}
-
-/// Appends, retrying while the cluster elects a leader.
-async fn append(
-    endpoint: &str,
-    envelope: &SignedEnvelope,
-) -> Result<pb::AppendResponse, tonic::Status> {
-    let mut client = client(endpoint).await;
-    for _ in 0..100 {
-        match client
-            .append(pb::AppendRequest {
-                envelope: Some(envelope.to_proto()),
-            })
-            .await
-        {
-            Err(status) if status.code() == Code::Unavailable => {
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-            other => return other.map(|r| r.into_inner()),
-        }
-    }
-    Err(tonic::Status::unavailable("gave up"))
-}
-
-fn verify(policy: &CosignaturePolicy, response: &pb::AppendResponse) -> u64 {
-    let receipt = Receipt::from_proto(response.receipt.as_ref().unwrap()).unwrap();
-    receipt.verify(policy).unwrap().leaf_index.0
-}
-
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn three_nodes_append_prove_and_agree() {
-    let cluster = start_cluster(3).await;
+    let cluster = TestCluster::start(3).await;
     let authority = SigningKey::from_bytes(&[1; 32]);
-    let genesis = genesis(&authority);
+    let genesis = genesis(ORIGIN, &authority);
     // Before the genesis, nothing else is accepted.
     let early = append(&cluster.endpoints[0], &note(&authority, 1))
         .await
@@ -183,18 +33,7 @@ async fn three_nodes_append_prove_and_agree() {
 
     // Register a terminal key, then append from every node concurrently (followers forward).
     let terminal = SigningKey::from_bytes(&[2; 32]);
-    let register = SignedEnvelope::sign_body(
-        &body(
-            pb::entry_body::Kind::RegisterKey(pb::RegisterKey {
-                public_key: terminal.verifying_key().as_bytes().to_vec(),
-                role: pb::Role::Terminal as i32,
-                precinct_id: "p1".into(),
-                label: "terminal 1".into(),
-            }),
-            1,
-        ),
-        &authority,
-    );
+    let register = register_terminal(&authority, &terminal, 1);
     assert_eq!(
         verify(
             &cluster.policy,
@@ -317,37 +156,15 @@ async fn three_nodes_append_prove_and_agree() {
     )
     .unwrap();
 
-    for node in cluster.nodes {
-        node.shutdown().await;
-    }
-}
-
-fn genesis(authority: &SigningKey) -> SignedEnvelope {
-    SignedEnvelope::sign_body(
-        &body(
-            pb::entry_body::Kind::Genesis(pb::BoardGenesis {
-                origin: ORIGIN.into(),
-                authority_keys: vec![authority.verifying_key().as_bytes().to_vec()],
-                description: String::new(),
-            }),
-            0,
-        ),
-        authority,
-    )
-}
-
-async fn post_genesis(cluster: &TestCluster, authority: &SigningKey) {
-    append(&cluster.endpoints[0], &genesis(authority))
-        .await
-        .unwrap();
+    cluster.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn watch_health_and_reflection_are_served() {
     use tokio_stream::StreamExt as _;
-    let cluster = start_cluster(3).await;
+    let cluster = TestCluster::start(3).await;
     let authority = SigningKey::from_bytes(&[1; 32]);
-    post_genesis(&cluster, &authority).await;
+    cluster.post_genesis(&authority).await;
     for i in 1..=5 {
         append(&cluster.endpoints[0], &note(&authority, i))
             .await
@@ -419,16 +236,14 @@ async fn watch_health_and_reflection_are_served() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::OutOfRange);
-    for node in cluster.nodes {
-        node.shutdown().await;
-    }
+    cluster.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_whose_store_was_edited_refuses_to_start() {
-    let mut cluster = start_cluster(3).await;
+    let mut cluster = TestCluster::start(3).await;
     let authority = SigningKey::from_bytes(&[1; 32]);
-    post_genesis(&cluster, &authority).await;
+    cluster.post_genesis(&authority).await;
     for i in 1..=3 {
         append(&cluster.endpoints[0], &note(&authority, i))
             .await
@@ -454,28 +269,9 @@ async fn a_node_whose_store_was_edited_refuses_to_start() {
     let node = start(config.clone()).await.unwrap();
     node.shutdown().await;
 
-    // Edit one byte of leaf 2 inside the stopped node's sled store.
-    {
-        // The stopped node's last store handles may be released a moment after
-        // shutdown returns (openraft's workers end asynchronously): wait for the lock.
-        let mut db = sled::open(config.data_dir.join("db"));
-        for _ in 0..100 {
-            if db.is_ok() {
-                break;
-            }
-            tokio::time::sleep(Duration::from_millis(100)).await;
-            db = sled::open(config.data_dir.join("db"));
-        }
-        let db = db.unwrap();
-        let tree = db.open_tree("board").unwrap();
-        let mut key = vec![b'l'];
-        key.extend_from_slice(&2u64.to_be_bytes());
-        let mut leaf = tree.get(&key).unwrap().unwrap().to_vec();
-        let last = leaf.len() - 1;
-        leaf[last] ^= 1;
-        tree.insert(key, leaf).unwrap();
-        db.flush().unwrap();
-    }
+    // Edit one byte of leaf 2 inside the stopped node's sled store (its last store
+    // handles may be released a moment after shutdown returns: edit_leaf waits).
+    edit_leaf(&config.data_dir, 2);
     let error = match start(config).await {
         Ok(_) => panic!("a node with an edited store started"),
         Err(error) => error.to_string(),
@@ -484,29 +280,16 @@ async fn a_node_whose_store_was_edited_refuses_to_start() {
         error.contains("leaves were edited") && error.contains("Refusing to serve"),
         "{error}"
     );
-    for node in cluster.nodes {
-        node.shutdown().await;
-    }
+    cluster.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn revoked_signers_and_oversized_messages_are_refused() {
-    let cluster = start_cluster(3).await;
+    let cluster = TestCluster::start(3).await;
     let authority = SigningKey::from_bytes(&[1; 32]);
-    post_genesis(&cluster, &authority).await;
+    cluster.post_genesis(&authority).await;
     let terminal = SigningKey::from_bytes(&[3; 32]);
-    let register = SignedEnvelope::sign_body(
-        &body(
-            pb::entry_body::Kind::RegisterKey(pb::RegisterKey {
-                public_key: terminal.verifying_key().as_bytes().to_vec(),
-                role: pb::Role::Terminal as i32,
-                precinct_id: "p1".into(),
-                label: String::new(),
-            }),
-            1,
-        ),
-        &authority,
-    );
+    let register = register_terminal(&authority, &terminal, 1);
     append(&cluster.endpoints[0], &register).await.unwrap();
     append(&cluster.endpoints[0], &note(&terminal, 10))
         .await
@@ -561,30 +344,22 @@ async fn revoked_signers_and_oversized_messages_are_refused() {
         .into_inner()
         .tree_size;
     assert_eq!(size, revoked_at + 1);
-    for node in cluster.nodes {
-        node.shutdown().await;
-    }
+    cluster.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_leader_records_final_checkpoints_on_the_board() {
-    let cluster = start_cluster(3).await;
+    let cluster = TestCluster::start(3).await;
     let authority = SigningKey::from_bytes(&[1; 32]);
-    post_genesis(&cluster, &authority).await;
+    cluster.post_genesis(&authority).await;
     // Register every node's checkpoint key with ROLE_NODE.
     for i in 0..3u8 {
-        let node_key = SigningKey::from_bytes(&[10 + i; 32]);
-        let register = SignedEnvelope::sign_body(
-            &body(
-                pb::entry_body::Kind::RegisterKey(pb::RegisterKey {
-                    public_key: node_key.verifying_key().as_bytes().to_vec(),
-                    role: pb::Role::Node as i32,
-                    precinct_id: String::new(),
-                    label: format!("node-{}", i + 1),
-                }),
-                u64::from(i) + 1,
-            ),
+        let register = register(
             &authority,
+            &key(10 + i),
+            pb::Role::Node,
+            "",
+            u64::from(i) + 1,
         );
         append(&cluster.endpoints[0], &register).await.unwrap();
     }
@@ -620,9 +395,7 @@ async fn the_leader_records_final_checkpoints_on_the_board() {
     // At the earliest, once the leader's own key is registered (genesis + 1).
     assert!(size >= 2, "recorded size {size}");
     assert_eq!(board.root_at(size).unwrap(), verified.checkpoint.root);
-    for node in cluster.nodes {
-        node.shutdown().await;
-    }
+    cluster.shutdown().await;
 }
 
 /// A plain HTTP/1.1 GET on the node's port; returns (status, body).
@@ -647,9 +420,9 @@ async fn http_get(endpoint: &str, path: &str) -> (u16, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_http_side_mirrors_the_board_and_serves_metrics() {
-    let cluster = start_cluster(3).await;
+    let cluster = TestCluster::start(3).await;
     let authority = SigningKey::from_bytes(&[1; 32]);
-    post_genesis(&cluster, &authority).await;
+    cluster.post_genesis(&authority).await;
     append(&cluster.endpoints[0], &note(&authority, 1))
         .await
         .unwrap();
@@ -689,9 +462,7 @@ async fn the_http_side_mirrors_the_board_and_serves_metrics() {
     let (code, body) = http_get(endpoint, "/").await;
     assert_eq!(code, 200);
     assert!(body.contains("ballot tracker"));
-    for node in cluster.nodes {
-        node.shutdown().await;
-    }
+    cluster.shutdown().await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -700,16 +471,7 @@ async fn receipts_carry_the_cosignature_of_a_required_witness() {
     use bboard_core::witness::Witness;
     use bboard_witness::{router, WitnessService};
     // The log's policy, as the cluster's nodes sign (same keys as start_cluster_with).
-    let node_keys: Vec<NoteVerifier> = (0..3u8)
-        .map(|i| {
-            NoteSigner::new(
-                &format!("node-{}", i + 1),
-                SigningKey::from_bytes(&[10 + i; 32]),
-            )
-            .unwrap()
-            .verifier()
-        })
-        .collect();
+    let node_keys: Vec<NoteVerifier> = (1..=3).map(|id| node_signer(id).verifier()).collect();
     let log_policy = CosignaturePolicy::majority(ORIGIN, node_keys).unwrap();
     let witness_signer = NoteSigner::new("witness-1", SigningKey::from_bytes(&[77; 32])).unwrap();
     let witness_key = witness_signer.verifier();
@@ -721,7 +483,7 @@ async fn receipts_carry_the_cosignature_of_a_required_witness() {
     let url = format!("http://{}", listener.local_addr().unwrap());
     tokio::spawn(async move { axum::serve(listener, router(service)).await });
 
-    let cluster = start_cluster_with(
+    let cluster = TestCluster::start_with(
         3,
         vec![bboard_node::config::WitnessPeer {
             url,
@@ -731,7 +493,7 @@ async fn receipts_carry_the_cosignature_of_a_required_witness() {
     )
     .await;
     let authority = SigningKey::from_bytes(&[1; 32]);
-    post_genesis(&cluster, &authority).await;
+    cluster.post_genesis(&authority).await;
     let response = append(&cluster.endpoints[1], &note(&authority, 1))
         .await
         .unwrap();
@@ -744,7 +506,5 @@ async fn receipts_carry_the_cosignature_of_a_required_witness() {
     let receipt = Receipt::from_proto(response.receipt.as_ref().unwrap()).unwrap();
     let verified = receipt.verify(&with_witness).unwrap();
     assert_eq!(verified.checkpoint.witnesses, vec!["witness-1".to_string()]);
-    for node in cluster.nodes {
-        node.shutdown().await;
-    }
+    cluster.shutdown().await;
 }

@@ -1,45 +1,47 @@
-//! Shared harness of the multi-process tests (`chaos.rs`, `tamper.rs`): real `bboard`
-//! processes on 127.0.0.1, their configurations, and gRPC helpers to drive and
-//! inspect them.
+//! Harness of the multi-process tests (`bboard-cli`'s `chaos.rs`, `tamper.rs`,
+//! `censorship.rs`): real `bboard` processes on 127.0.0.1, their configurations, and
+//! gRPC helpers to drive and inspect them.
+//!
+//! The harness cannot see the `bboard` binary itself: a test passes its path
+//! (`env!("CARGO_BIN_EXE_bboard")`) to [`Cluster::configure`] and [`run_cli`].
 //!
 //! Every child process is killed (SIGKILL) and reaped when its [`Cluster`] is dropped,
 //! also on panic; each node writes its stdout/stderr to `node.log` in its temporary
 //! directory and the tail of every log is printed when a test fails.
-
-// Each test crate uses a different subset of the harness.
-#![allow(dead_code)]
-#![allow(clippy::unwrap_used)] // Test code: failures should abort loudly.
 
 use std::fs::OpenOptions;
 use std::io::Write as _;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::sync::Mutex;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
-use bboard_core::checkpoint::{CosignaturePolicy, NoteSigner, NoteVerifier};
+use bboard_core::checkpoint::{CosignaturePolicy, NoteVerifier};
 use bboard_core::envelope::{EnvelopeId, SignedEnvelope};
 use bboard_core::leaf::leaf_hash;
 use bboard_core::pb;
 use bboard_core::receipt::Receipt;
-use bboard_node::config::{Limits, NodeConfig, PeerConfig, RaftTuning};
+use bboard_node::config::{Limits, RaftTuning};
 use bboard_proto::v1::board_client::BoardClient;
 use ed25519_dalek::SigningKey;
 use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
 
-pub const ORIGIN: &str = "chaos.test/board";
-pub const BIN: &str = env!("CARGO_BIN_EXE_bboard");
+use crate::{genesis, note_signer, now_unix_ms, register_terminal, ORIGIN};
 
-/// True when the environment variable `gate` is `1`; prints why `test` is skipped
-/// otherwise. Multi-process tests take minutes, so each family has its own gate.
-pub fn enabled(gate: &str, test: &str) -> bool {
-    if std::env::var(gate).as_deref() == Ok("1") {
-        true
-    } else {
-        println!("{test}: skipped: set {gate}=1");
-        false
-    }
+/// The seed of node `id`'s checkpoint key ([`crate::key`]) in a [`Cluster`].
+pub fn node_seed(id: u64) -> u8 {
+    9 + id as u8
+}
+
+/// The checkpoint signer of node `id` of a [`Cluster`] (`node-{id}`).
+pub fn node_signer(id: u64) -> bboard_core::checkpoint::NoteSigner {
+    note_signer(&format!("node-{id}"), node_seed(id))
+}
+
+/// The admin key of every [`Cluster`].
+pub fn admin_key() -> SigningKey {
+    crate::key(99)
 }
 
 /// The tests run one at a time: each loads the whole (2-core) machine, and the failover
@@ -59,21 +61,6 @@ pub fn serially(test: impl std::future::Future<Output = ()>) {
         .block_on(test);
 }
 
-pub fn free_port() -> u16 {
-    std::net::TcpListener::bind("127.0.0.1:0")
-        .unwrap()
-        .local_addr()
-        .unwrap()
-        .port()
-}
-
-pub fn now_unix_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap()
-        .as_millis() as u64
-}
-
 /// Short Raft timing for tests (defaults: heartbeat 250 ms, election 1–2 s).
 pub fn fast_raft() -> RaftTuning {
     RaftTuning {
@@ -86,15 +73,24 @@ pub fn fast_raft() -> RaftTuning {
 
 /// One `bboard node run` process (or its configuration, while it is not running).
 pub struct NodeProc {
+    /// The node id (or any label id for an extra process, e.g. a witness).
     pub id: u64,
+    /// Its gRPC `host:port`.
     pub address: String,
+    /// Its directory (key, configuration, `data/`, log).
     pub dir: PathBuf,
+    /// Its configuration file.
     pub config_path: PathBuf,
+    /// Where its stdout and stderr go.
     pub log_path: PathBuf,
+    /// The path of the `bboard` binary it runs.
+    pub bin: PathBuf,
+    /// The running process, if any.
     pub child: Option<Child>,
 }
 
 impl NodeProc {
+    /// Starts `bboard node run` with this node's configuration.
     pub fn start(&mut self) {
         let config = self.config_path.display().to_string();
         self.start_with(&["node", "run", "--config", &config], &[]);
@@ -116,7 +112,7 @@ impl NodeProc {
             args.join(" ")
         )
         .unwrap();
-        let child = Command::new(BIN)
+        let child = Command::new(&self.bin)
             .args(args)
             .envs(env.iter().copied())
             .env("RUST_LOG", "info")
@@ -159,6 +155,7 @@ impl NodeProc {
         }
     }
 
+    /// The last `lines` lines of its log.
     pub fn log_tail(&self, lines: usize) -> String {
         let text = std::fs::read_to_string(&self.log_path).unwrap_or_default();
         let all: Vec<&str> = text.lines().collect();
@@ -180,12 +177,18 @@ impl NodeProc {
 
 /// A cluster of node processes; kills them all when dropped.
 pub struct Cluster {
+    /// The nodes, node `id` at index `id - 1` (extra processes may follow).
     pub nodes: Vec<NodeProc>,
     /// The cosignature policy of the configuration (majority of all peers).
     pub policy: CosignaturePolicy,
+    /// Every node's checkpoint verifier key, node 1 first.
     pub verifiers: Vec<NoteVerifier>,
+    /// The hex file of [`admin_key`], trusted by every node.
     pub admin_key_file: PathBuf,
+    /// The cluster's temporary directory (one subdirectory per node).
     pub dir: tempfile::TempDir,
+    /// The path of the `bboard` binary.
+    pub bin: PathBuf,
 }
 
 impl Drop for Cluster {
@@ -208,67 +211,39 @@ impl Drop for Cluster {
 
 impl Cluster {
     /// Writes the configurations of `n` nodes (every config lists all `n` peers); nodes
-    /// in `voters` list them as initial voters, the others (future learners) none.
-    pub fn configure(n: u64, voters: &[u64], raft: RaftTuning) -> Cluster {
-        let dir = tempfile::tempdir().unwrap();
-        let keys: Vec<SigningKey> = (0..n)
-            .map(|i| SigningKey::from_bytes(&[10 + i as u8; 32]))
-            .collect();
-        let admin_key = SigningKey::from_bytes(&[99; 32]);
+    /// in `voters` list them as initial voters, the others (future learners) none. `bin`
+    /// is the `bboard` binary (`env!("CARGO_BIN_EXE_bboard")` in `bboard-cli`'s tests).
+    pub fn configure(bin: &str, n: u64, voters: &[u64], raft: RaftTuning) -> Cluster {
+        let dir = crate::temp_dir();
         let admin_key_file = dir.path().join("admin.key");
-        std::fs::write(&admin_key_file, hex::encode(admin_key.to_bytes())).unwrap();
-        let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
-        let peers: Vec<PeerConfig> = (0..n)
-            .map(|i| PeerConfig {
-                id: i + 1,
-                address: format!("127.0.0.1:{}", ports[i as usize]),
-                verifier_key: NoteSigner::new(&format!("node-{}", i + 1), keys[i as usize].clone())
-                    .unwrap()
-                    .verifier()
-                    .to_string(),
-                organisation: format!("org-{}", i + 1),
-            })
-            .collect();
+        std::fs::write(&admin_key_file, hex::encode(admin_key().to_bytes())).unwrap();
+        let peers = crate::peers(n);
         let mut nodes = Vec::new();
-        for i in 0..n {
-            let id = i + 1;
+        for peer in &peers {
+            let id = peer.id;
             let node_dir = dir.path().join(format!("n{id}"));
-            std::fs::create_dir_all(&node_dir).unwrap();
-            std::fs::write(
-                node_dir.join("node.key"),
-                hex::encode(keys[i as usize].to_bytes()),
-            )
-            .unwrap();
-            let config = NodeConfig {
-                node_id: id,
-                name: format!("node-{id}"),
-                organisation: format!("org-{id}"),
-                origin: ORIGIN.into(),
-                data_dir: node_dir.join("data"),
-                key_file: node_dir.join("node.key"),
-                listen: peers[i as usize].address.parse().unwrap(),
-                admin_keys: vec![hex::encode(admin_key.verifying_key().as_bytes())],
-                cosign_threshold: None,
-                initial_voters: if voters.contains(&id) {
-                    voters.to_vec()
-                } else {
-                    Vec::new()
-                },
-                peers: peers.clone(),
-                raft: raft.clone(),
-                limits: Limits::default(),
-                witnesses: Vec::new(),
-                witness_threshold: None,
+            let initial_voters = if voters.contains(&id) {
+                voters.to_vec()
+            } else {
+                Vec::new()
             };
-            config.validate().unwrap();
+            let config = crate::node_config(
+                &node_dir,
+                peer,
+                &peers,
+                initial_voters,
+                raft.clone(),
+                Limits::default(),
+            );
             let config_path = node_dir.join("config.toml");
             std::fs::write(&config_path, config.to_toml().unwrap()).unwrap();
             nodes.push(NodeProc {
                 id,
-                address: peers[i as usize].address.clone(),
+                address: peer.address.clone(),
                 log_path: node_dir.join("node.log"),
                 dir: node_dir,
                 config_path,
+                bin: bin.into(),
                 child: None,
             });
         }
@@ -282,7 +257,18 @@ impl Cluster {
             nodes,
             admin_key_file,
             dir,
+            bin: bin.into(),
         }
+    }
+
+    /// [`run_cli`] in the cluster's directory.
+    pub async fn run_cli(&self, args: Vec<String>, limit: Duration) -> (bool, String) {
+        run_cli(&self.bin, self.dir.path(), args, limit).await
+    }
+
+    /// [`run_cli_code`] in the cluster's directory.
+    pub async fn run_cli_code(&self, args: Vec<String>, limit: Duration) -> (Option<i32>, String) {
+        run_cli_code(&self.bin, self.dir.path(), args, limit).await
     }
 
     /// Writes every node's verifier key to `trusted-keys.txt` in the cluster
@@ -294,16 +280,19 @@ impl Cluster {
         path
     }
 
+    /// The addresses of nodes `ids`.
     pub fn endpoints(&self, ids: &[u64]) -> Vec<String> {
         ids.iter()
             .map(|id| self.nodes[*id as usize - 1].address.clone())
             .collect()
     }
 
+    /// Node `id`.
     pub fn node(&mut self, id: u64) -> &mut NodeProc {
         &mut self.nodes[id as usize - 1]
     }
 
+    /// Panics if any process has exited on its own.
     pub fn assert_alive(&mut self) {
         for node in &mut self.nodes {
             node.assert_alive();
@@ -311,6 +300,7 @@ impl Cluster {
     }
 }
 
+/// A lazy Board client of `address` (1 s connect timeout, 20 s per call).
 pub fn board(address: &str) -> BoardClient<Channel> {
     let channel = Endpoint::from_shared(format!("http://{address}"))
         .unwrap()
@@ -358,26 +348,6 @@ pub fn retryable(code: Code) -> bool {
     )
 }
 
-pub fn body(kind: pb::entry_body::Kind, seq: u64) -> pb::EntryBody {
-    pb::EntryBody {
-        election_id: String::new(),
-        created_unix_ms: seq,
-        kind: Some(kind),
-    }
-}
-
-pub fn note(key: &SigningKey, seq: u64) -> SignedEnvelope {
-    SignedEnvelope::sign_body(
-        &body(
-            pb::entry_body::Kind::Note(pb::Note {
-                text: format!("chaos note {seq}"),
-            }),
-            seq,
-        ),
-        key,
-    )
-}
-
 /// Appends one envelope, trying the endpoints in turn on transient failures.
 pub async fn append_one(endpoints: &[String], envelope: &SignedEnvelope) -> pb::AppendResponse {
     let started = Instant::now();
@@ -410,30 +380,9 @@ pub async fn genesis_and_keys(
     authority: &SigningKey,
     terminals: &[SigningKey],
 ) -> Vec<(EnvelopeId, u64)> {
-    let mut envelopes = vec![SignedEnvelope::sign_body(
-        &body(
-            pb::entry_body::Kind::Genesis(pb::BoardGenesis {
-                origin: ORIGIN.into(),
-                authority_keys: vec![authority.verifying_key().as_bytes().to_vec()],
-                description: "chaos test".into(),
-            }),
-            0,
-        ),
-        authority,
-    )];
+    let mut envelopes = vec![genesis(ORIGIN, authority)];
     for (i, terminal) in terminals.iter().enumerate() {
-        envelopes.push(SignedEnvelope::sign_body(
-            &body(
-                pb::entry_body::Kind::RegisterKey(pb::RegisterKey {
-                    public_key: terminal.verifying_key().as_bytes().to_vec(),
-                    role: pb::Role::Terminal as i32,
-                    precinct_id: "p1".into(),
-                    label: format!("terminal {i}"),
-                }),
-                i as u64 + 1,
-            ),
-            authority,
-        ));
+        envelopes.push(register_terminal(authority, terminal, i as u64 + 1));
     }
     let mut acked = Vec::new();
     for envelope in &envelopes {
@@ -511,6 +460,7 @@ pub async fn all_leaves(address: &str, size: u64) -> Vec<Vec<u8>> {
     leaves
 }
 
+/// The BLAKE3 Merkle root of `leaves`, computed here.
 pub fn recomputed_root(leaves: &[Vec<u8>]) -> bboard_merkle::Hash {
     let hashes: Vec<_> = leaves.iter().map(|l| leaf_hash(l)).collect();
     bboard_merkle::root_of_leaf_hashes(&bboard_merkle::Blake3Hasher, &hashes)
@@ -547,18 +497,24 @@ pub async fn final_checkpoint(
 }
 
 /// Runs `bboard <args>` to completion (at most `limit`); returns success and its output.
-pub async fn run_cli(dir: &Path, args: Vec<String>, limit: Duration) -> (bool, String) {
-    let (code, output) = run_cli_code(dir, args, limit).await;
+pub async fn run_cli(bin: &Path, dir: &Path, args: Vec<String>, limit: Duration) -> (bool, String) {
+    let (code, output) = run_cli_code(bin, dir, args, limit).await;
     (code == Some(0), output)
 }
 
 /// Runs `bboard <args>` to completion (at most `limit`); returns its exit code (`None`
 /// when it was killed at the limit) and its output.
-pub async fn run_cli_code(dir: &Path, args: Vec<String>, limit: Duration) -> (Option<i32>, String) {
+pub async fn run_cli_code(
+    bin: &Path,
+    dir: &Path,
+    args: Vec<String>,
+    limit: Duration,
+) -> (Option<i32>, String) {
     let out_path = dir.join(format!("cli-{}.out", now_unix_ms()));
+    let bin = bin.to_path_buf();
     tokio::task::spawn_blocking(move || {
         let out = std::fs::File::create(&out_path).unwrap();
-        let mut child = Command::new(BIN)
+        let mut child = Command::new(&bin)
             .args(&args)
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
@@ -606,7 +562,7 @@ pub async fn admin_on_leader(cluster: &Cluster, voters: &[u64], command: &[Strin
             "150".into(),
         ];
         args.extend(command.iter().cloned());
-        let (ok, output) = run_cli(cluster.dir.path(), args, Duration::from_secs(180)).await;
+        let (ok, output) = cluster.run_cli(args, Duration::from_secs(180)).await;
         println!("{output}");
         if ok {
             return output;

@@ -1,0 +1,242 @@
+//! Test-only support shared by bboard's test suites (a dev-dependency only, never
+//! published): deterministic fixtures (keys, genesis and registration envelopes,
+//! notes, signed checkpoints, free ports, temporary directories), an in-process
+//! cluster harness ([`cluster`]) and a harness of real `bboard` processes
+//! ([`process`]).
+//!
+//! Failures abort loudly: this is test code, so `expect` with a message is the rule.
+
+#![allow(clippy::unwrap_used)] // Test support: a failure must abort the test loudly.
+
+pub mod cluster;
+pub mod process;
+
+use std::time::{SystemTime, UNIX_EPOCH};
+
+use bboard_core::checkpoint::{Checkpoint, NoteSigner, SignedCheckpoint};
+use bboard_core::envelope::SignedEnvelope;
+use bboard_core::pb;
+use bboard_merkle::{Blake3Hasher, MemoryNodeStore, MerkleTree, TreeHasher, TreeSize};
+use bboard_node::config::{Limits, NodeConfig, PeerConfig, RaftTuning};
+use ed25519_dalek::SigningKey;
+
+/// The origin (log name) of the boards the harnesses start.
+pub const ORIGIN: &str = "testkit.test/board";
+
+/// A deterministic Ed25519 key: 32 bytes of `seed`.
+pub fn key(seed: u8) -> SigningKey {
+    SigningKey::from_bytes(&[seed; 32])
+}
+
+/// A checkpoint signer named `name` with the key [`key`]`(seed)`.
+pub fn note_signer(name: &str, seed: u8) -> NoteSigner {
+    NoteSigner::new(name, key(seed)).expect("valid note signer name")
+}
+
+/// A free TCP port on 127.0.0.1 (free when asked; tests bind it soon after).
+pub fn free_port() -> u16 {
+    std::net::TcpListener::bind("127.0.0.1:0")
+        .expect("bind 127.0.0.1:0")
+        .local_addr()
+        .expect("local address")
+        .port()
+}
+
+/// A fresh temporary directory, removed when dropped.
+pub fn temp_dir() -> tempfile::TempDir {
+    tempfile::tempdir().expect("create a temporary directory")
+}
+
+/// Milliseconds since the Unix epoch, by this machine's clock.
+pub fn now_unix_ms() -> u64 {
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .expect("clock after 1970")
+        .as_millis() as u64
+}
+
+/// An entry body of `kind` outside any election, stamped `seq` (distinct `seq`s give
+/// distinct envelopes).
+pub fn body(kind: pb::entry_body::Kind, seq: u64) -> pb::EntryBody {
+    pb::EntryBody {
+        election_id: String::new(),
+        created_unix_ms: seq,
+        kind: Some(kind),
+    }
+}
+
+/// A `Note` entry signed by `key`; its text names `seq`.
+pub fn note(key: &SigningKey, seq: u64) -> SignedEnvelope {
+    SignedEnvelope::sign_body(
+        &body(
+            pb::entry_body::Kind::Note(pb::Note {
+                text: format!("note {seq}"),
+            }),
+            seq,
+        ),
+        key,
+    )
+}
+
+/// The genesis of a board named `origin` with `authority` as its only authority key.
+pub fn genesis(origin: &str, authority: &SigningKey) -> SignedEnvelope {
+    SignedEnvelope::sign_body(
+        &body(
+            pb::entry_body::Kind::Genesis(pb::BoardGenesis {
+                origin: origin.into(),
+                authority_keys: vec![authority.verifying_key().as_bytes().to_vec()],
+                description: "test board".into(),
+            }),
+            0,
+        ),
+        authority,
+    )
+}
+
+/// `authority` registers `key` with `role` (in `precinct`, empty for none), stamped
+/// `seq`.
+pub fn register(
+    authority: &SigningKey,
+    key: &SigningKey,
+    role: pb::Role,
+    precinct: &str,
+    seq: u64,
+) -> SignedEnvelope {
+    SignedEnvelope::sign_body(
+        &body(
+            pb::entry_body::Kind::RegisterKey(pb::RegisterKey {
+                public_key: key.verifying_key().as_bytes().to_vec(),
+                role: role as i32,
+                precinct_id: precinct.into(),
+                label: format!("{role:?} {seq}"),
+            }),
+            seq,
+        ),
+        authority,
+    )
+}
+
+/// `authority` registers `key` as a terminal of precinct `p1`, stamped `seq`.
+pub fn register_terminal(authority: &SigningKey, key: &SigningKey, seq: u64) -> SignedEnvelope {
+    register(authority, key, pb::Role::Terminal, "p1", seq)
+}
+
+/// An in-memory BLAKE3 Merkle tree.
+pub type Tree = MerkleTree<Blake3Hasher, MemoryNodeStore>;
+
+/// A tree of `n` leaves `entry {i}`; from `fork_at` on, the leaves are `forged entry
+/// {i}` instead (a fork of the honest tree).
+pub fn tree(n: u64, fork_at: u64) -> Tree {
+    let mut tree = MerkleTree::new(Blake3Hasher, MemoryNodeStore::new());
+    for i in 0..n {
+        let data = if i < fork_at {
+            format!("entry {i}")
+        } else {
+            format!("forged entry {i}")
+        };
+        tree.append(Blake3Hasher.hash_leaf(data.as_bytes()))
+            .expect("append to an in-memory tree");
+    }
+    tree
+}
+
+/// The honest tree of `n` leaves (never forked).
+pub fn honest_tree(n: u64) -> Tree {
+    tree(n, u64::MAX)
+}
+
+/// `checkpoint` signed by every one of `signers` (at least one).
+pub fn cosigned(checkpoint: Checkpoint, signers: &[NoteSigner]) -> SignedCheckpoint {
+    let (first, rest) = signers.split_first().expect("at least one signer");
+    let mut signed = SignedCheckpoint::sign(checkpoint, first).expect("sign checkpoint");
+    for signer in rest {
+        signed.add_signature(signer).expect("add signature");
+    }
+    signed
+}
+
+/// The note of `origin`'s checkpoint of `tree` at `size`, signed by `signers`.
+pub fn signed_note(origin: &str, tree: &Tree, size: u64, signers: &[NoteSigner]) -> String {
+    let checkpoint = Checkpoint {
+        origin: origin.into(),
+        size: TreeSize(size),
+        root: tree.root_at(TreeSize(size)).expect("size within the tree"),
+    };
+    cosigned(checkpoint, signers).to_note()
+}
+
+/// The peer list of an `n`-node cluster on free 127.0.0.1 ports: node `id` has the
+/// checkpoint key [`process::node_signer`]`(id)` and organisation `org-{id}`.
+pub fn peers(n: u64) -> Vec<PeerConfig> {
+    (1..=n)
+        .map(|id| PeerConfig {
+            id,
+            address: format!("127.0.0.1:{}", free_port()),
+            verifier_key: process::node_signer(id).verifier().to_string(),
+            organisation: format!("org-{id}"),
+        })
+        .collect()
+}
+
+/// The configuration of `peer` of `peers` with its key file and data under
+/// `node_dir` (created); [`process::admin_key`] is its admin key.
+pub fn node_config(
+    node_dir: &std::path::Path,
+    peer: &PeerConfig,
+    peers: &[PeerConfig],
+    initial_voters: Vec<u64>,
+    raft: RaftTuning,
+    limits: Limits,
+) -> NodeConfig {
+    let id = peer.id;
+    std::fs::create_dir_all(node_dir).expect("node directory");
+    let key_file = node_dir.join("node.key");
+    let key = key(process::node_seed(id));
+    std::fs::write(&key_file, hex::encode(key.to_bytes())).expect("key file");
+    let config = NodeConfig {
+        node_id: id,
+        name: format!("node-{id}"),
+        organisation: peer.organisation.clone(),
+        origin: ORIGIN.into(),
+        data_dir: node_dir.join("data"),
+        key_file,
+        listen: peer.address.parse().expect("socket address"),
+        admin_keys: vec![hex::encode(process::admin_key().verifying_key().as_bytes())],
+        cosign_threshold: None,
+        initial_voters,
+        peers: peers.to_vec(),
+        raft,
+        limits,
+        witnesses: Vec::new(),
+        witness_threshold: None,
+    };
+    config.validate().expect("valid configuration");
+    config
+}
+
+/// Flips the last byte of leaf `index` in the board tree of the (stopped) node whose
+/// data directory is `data_dir`, waiting briefly for the store's lock to be released.
+pub fn edit_leaf(data_dir: &std::path::Path, index: u64) {
+    let path = data_dir.join("db");
+    let mut db = sled::open(&path);
+    for _ in 0..100 {
+        if db.is_ok() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(100));
+        db = sled::open(&path);
+    }
+    let db = db.expect("open the stopped node's sled store");
+    let tree = db.open_tree("board").expect("board tree");
+    let mut key = vec![b'l'];
+    key.extend_from_slice(&index.to_be_bytes());
+    let mut leaf = tree
+        .get(&key)
+        .expect("read leaf")
+        .expect("leaf is stored")
+        .to_vec();
+    let last = leaf.len() - 1;
+    leaf[last] ^= 1;
+    tree.insert(key, leaf).expect("write leaf");
+    db.flush().expect("flush");
+}
