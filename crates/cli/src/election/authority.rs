@@ -8,8 +8,8 @@ use bboard_core::audit::ElectionRecord;
 use bboard_core::pb::{self, entry_body::Kind, Phase};
 use ed25519_dalek::SigningKey;
 
-use super::board::{post, ElectionView};
 use super::trustee::derive_from_board;
+use bboard_election::board::{post, ElectionView};
 
 /// Posts the manifest: creates the election in phase SETUP.
 pub async fn create_election(
@@ -18,14 +18,14 @@ pub async fn create_election(
     election_id: &str,
     manifest: pb::ElectionManifest,
 ) -> Result<AppendResult> {
-    post(
+    Ok(post(
         client,
         authority,
         election_id,
         Kind::Manifest(manifest),
         "the election manifest",
     )
-    .await
+    .await?)
 }
 
 /// A key to register for an election.
@@ -59,7 +59,7 @@ pub async fn register_key(
             if needs_precinct { "needs" } else { "takes no" }
         );
     }
-    post(
+    Ok(post(
         client,
         authority,
         election_id,
@@ -71,7 +71,7 @@ pub async fn register_key(
         }),
         &format!("the registration of {:?}", registration.label),
     )
-    .await
+    .await?)
 }
 
 /// Moves the election to `phase` (the next one).
@@ -81,7 +81,7 @@ pub async fn change_phase(
     election_id: &str,
     phase: Phase,
 ) -> Result<AppendResult> {
-    post(
+    Ok(post(
         client,
         authority,
         election_id,
@@ -90,7 +90,7 @@ pub async fn change_phase(
         }),
         &format!("the change to phase {}", phase.as_str_name()),
     )
-    .await
+    .await?)
 }
 
 /// Derives the joint key from the ceremony's messages on the board and posts it.
@@ -122,14 +122,14 @@ pub async fn post_protocol(
     protocol: pb::PrecinctProtocol,
 ) -> Result<AppendResult> {
     let what = format!("the paper protocol of {}", protocol.precinct_id);
-    post(
+    Ok(post(
         client,
         commission,
         election_id,
         Kind::PrecinctProtocol(protocol),
         &what,
     )
-    .await
+    .await?)
 }
 
 /// The decryption of one precinct × contest from the shares on the board.

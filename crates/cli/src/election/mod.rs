@@ -2,7 +2,7 @@
 //! that `bboard election|trustee|terminal|protocol|results|tally|verify-election` and
 //! `bboard demo` share.
 //!
-//! - [`board`]: reading an election off the board, posting entries.
+//! Reading the board and posting entries live in [`bboard_election::board`].
 //! - [`manifest`]: the manifest file and voters' selections.
 //! - [`authority`]: manifest, registrations, phases, joint key, protocols, results.
 //! - [`trustee`]: trustee keys, the key ceremony, decryption shares.
@@ -11,7 +11,6 @@
 //! - [`cli`]: the clap commands.
 
 pub mod authority;
-pub mod board;
 pub mod cli;
 pub mod manifest;
 pub mod report;

@@ -8,7 +8,7 @@ use bboard_client::BoardClient;
 use bboard_core::audit::{verify_election, AuditFailure, ElectionRecord, ElectionReport};
 
 use super::authority::decrypt_all;
-use super::board::ElectionView;
+use bboard_election::board::ElectionView;
 
 /// The tally: ballots per precinct, decryption shares posted, and the counts once k
 /// valid shares are on the board.

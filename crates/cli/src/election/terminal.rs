@@ -15,7 +15,7 @@ use ed25519_dalek::SigningKey;
 use rand_core::{OsRng, RngCore};
 use std::time::Duration;
 
-use super::board::{sign, submit, ElectionView};
+use bboard_election::board::{sign, submit, ElectionView};
 
 /// A terminal ready to post ballots.
 pub struct TerminalSession {

@@ -20,8 +20,8 @@ use ed25519_dalek::SigningKey;
 use rand_core::OsRng;
 use serde::{Deserialize, Serialize};
 
-use super::board::{post, ElectionView};
 use crate::keys::{read_private_key, replace_secret_file, write_private_key, write_secret_file};
+use bboard_election::board::{post, ElectionView};
 
 /// Where a trustee's files live: `signing.key`, `transport.key` and one state file per
 /// election (`state-<election>.json`).
