@@ -208,6 +208,14 @@ impl ElectionView {
         })
     }
 
+    /// Trustee `index` for people: its manifest name and index (`CEC (#0)`).
+    pub fn trustee_name(&self, index: u32) -> String {
+        match self.manifest.trustees.get(index as usize) {
+            Some(t) => format!("{} (#{index})", t.name),
+            None => format!("#{index}"),
+        }
+    }
+
     /// Round-1 commitments posted so far.
     pub fn commitments(&self) -> Vec<pb::DkgCommitment> {
         self.of_kind(|k| match k {

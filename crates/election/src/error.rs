@@ -4,6 +4,7 @@
 
 use bboard_ballot::BallotError;
 use bboard_client::ClientError;
+use bboard_core::audit::AuditError;
 use bboard_core::pb::Phase;
 
 /// Everything that can go wrong reading an election or posting to it.
@@ -84,6 +85,49 @@ pub enum Error {
         /// The ballot crate's reason.
         #[source]
         source: Box<BallotError>,
+    },
+    /// A registration's precinct does not fit its role: terminals and commissions
+    /// need one, the other roles take none.
+    #[error("a {role} key {} a precinct", if *.needs_precinct { "needs" } else { "takes no" })]
+    RegistrationPrecinct {
+        /// The role registered.
+        role: &'static str,
+        /// Whether that role needs a precinct.
+        needs_precinct: bool,
+    },
+    /// The board's leaves could not be replayed into an election record.
+    #[error("replaying the board")]
+    Replay(#[source] AuditError),
+    /// A precinct × contest cannot be decrypted from the valid shares posted.
+    #[error("cannot decrypt {precinct_id}/{contest_id} (valid shares from trustees {trustees:?})")]
+    Undecryptable {
+        /// Precinct.
+        precinct_id: String,
+        /// Contest.
+        contest_id: String,
+        /// The trustees with a valid share, by name.
+        trustees: Vec<String>,
+        /// Why combining failed (too few shares, …).
+        #[source]
+        source: Box<BallotError>,
+    },
+    /// The board computed another tracking code than the terminal: one of them
+    /// does not chain the ballots as the other does.
+    #[error("the board's tracking code {board} differs from the terminal's {terminal}")]
+    TrackingCodeMismatch {
+        /// The receipt's code, hex.
+        board: String,
+        /// The terminal's code, hex.
+        terminal: String,
+    },
+    /// Fetching the cosigned checkpoint of the leaves read failed.
+    #[error("fetching the cosigned checkpoint of the {size} leaves read")]
+    Checkpoint {
+        /// Leaves read.
+        size: u64,
+        /// The client's reason.
+        #[source]
+        source: Box<ClientError>,
     },
     /// An index does not fit the 32 bits the board messages carry.
     #[error("{what} index {index} does not fit in 32 bits")]

@@ -3,6 +3,9 @@
 //!
 //! - [`board`]: reading an election off the board ([`board::ElectionView`]), posting
 //!   entries.
+//! - [`authority`]: manifest, registrations, phases, joint key, protocols, results.
+//! - [`terminal`]: ballots, spoiled ballots, tracking codes.
+//! - [`report`]: tally, results and the audit, for people.
 //! - [`Error`]: every way these steps fail, with the entry, key or phase involved.
 //!
 //! *Architecture invariant:* client-side orchestration only. No server, no storage,
@@ -11,8 +14,11 @@
 //! cast ballot: only aggregates are decrypted, by trustees, in `bboard-ballot`.
 #![forbid(unsafe_code)]
 
+pub mod authority;
 pub mod board;
 mod error;
+pub mod report;
+pub mod terminal;
 
 pub use error::Error;
 
