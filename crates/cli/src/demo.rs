@@ -20,15 +20,15 @@ use bboard_core::pb::{self, Phase};
 use ed25519_dalek::SigningKey;
 use rand::SeedableRng;
 
-use crate::election::authority::{self, Registration};
 use crate::election::manifest::{
     describe_selection, random_selections, ContestSpec, ManifestFile, PrecinctSpec,
 };
-use crate::election::report;
-use crate::election::terminal::TerminalSession;
 use crate::election::trustee::{self, TrusteeFiles, TrusteeStep};
 use crate::keys::{generate_key, write_private_key};
 use crate::node_cmds::{runtime, start_devcluster};
+use bboard_election::authority::{self, Registration};
+use bboard_election::report;
+use bboard_election::terminal::TerminalSession;
 
 /// Election id of the demo.
 const ELECTION_ID: &str = "demo-2026";

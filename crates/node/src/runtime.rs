@@ -36,12 +36,46 @@ pub enum StartError {
         /// What is wrong.
         reason: String,
     },
-    /// The store could not be opened, or failed its integrity check.
+    /// The data directory could not be created.
+    #[error("creating the data directory {path}: {source}")]
+    DataDir {
+        /// The directory.
+        path: std::path::PathBuf,
+        /// The operating system's reason.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The sled database could not be opened.
+    #[error("opening {path}: {source} (is another node using this data directory?)")]
+    OpenStore {
+        /// The database directory.
+        path: std::path::PathBuf,
+        /// sled's reason.
+        #[source]
+        source: crate::log_store::LogStoreError,
+    },
+    /// The Raft log store could not be opened.
+    #[error("opening the Raft log: {0}")]
+    LogStore(#[source] crate::log_store::LogStoreError),
+    /// The board store failed to open, most often its integrity check: the node
+    /// refuses to serve a store that does not match what it signed.
+    #[error("{source}. The store does not match what this node signed: it was edited, truncated or corrupted. Refusing to serve; move {data_dir} aside and let the node rebuild from its peers")]
+    Untrusted {
+        /// The node's data directory.
+        data_dir: std::path::PathBuf,
+        /// What failed.
+        #[source]
+        source: crate::board_store::StoreError,
+    },
+    /// The board's other persisted state (forwarded entries, alarms) could not be read.
     #[error("store: {0}")]
-    Store(String),
+    Store(#[from] crate::board_store::StoreError),
     /// Raft could not start.
     #[error("raft: {0}")]
-    Raft(String),
+    Raft(#[from] openraft::error::Fatal<crate::types::NodeId>),
+    /// gRPC reflection could not be set up from the embedded descriptors.
+    #[error("gRPC reflection: {0}")]
+    Reflection(#[from] tonic_reflection::server::Error),
     /// The listen address could not be bound.
     #[error("listening on {address}: {source}")]
     Listen {
@@ -84,11 +118,11 @@ async fn open_db_waiting_for_lock(path: &std::path::Path) -> Result<sled::Db, St
             Err(e) if is_lock_contention(&e) && tokio::time::Instant::now() < deadline => {
                 tokio::time::sleep(std::time::Duration::from_millis(100)).await;
             }
-            Err(e) => {
-                return Err(StartError::Store(format!(
-                    "opening {}: {e} (is another node using this data directory?)",
-                    path.display()
-                )))
+            Err(source) => {
+                return Err(StartError::OpenStore {
+                    path: path.to_path_buf(),
+                    source,
+                })
             }
         }
     }
@@ -154,22 +188,21 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
             reason: "this key does not match the node's verifier key in peers".into(),
         });
     }
-    std::fs::create_dir_all(&config.data_dir)
-        .map_err(|e| StartError::Store(format!("creating {}: {e}", config.data_dir.display())))?;
+    std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
+        path: config.data_dir.clone(),
+        source,
+    })?;
     let db = open_db_waiting_for_lock(&config.data_dir.join("db")).await?;
-    let log_store = SledLogStore::open(&db).map_err(|e| StartError::Store(e.to_string()))?;
+    let log_store = SledLogStore::open(&db).map_err(StartError::LogStore)?;
     let state_machine = BoardStateMachine::open(
         db.clone(),
         &config.origin,
         signer.clone(),
         &config.data_dir.join("snapshots"),
     )
-    .map_err(|e| {
-        StartError::Store(format!(
-            "{e}. The store does not match what this node signed: it was edited, truncated or corrupted. \
-             Refusing to serve; move {} aside and let the node rebuild from its peers",
-            config.data_dir.display()
-        ))
+    .map_err(|source| StartError::Untrusted {
+        data_dir: config.data_dir.clone(),
+        source,
     })?;
     let board = state_machine.board();
     let applied = state_machine.subscribe();
@@ -181,8 +214,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
         log_store,
         state_machine,
     )
-    .await
-    .map_err(|e| StartError::Raft(e.to_string()))?;
+    .await?;
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -199,7 +231,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
         && !raft
             .is_initialized()
             .await
-            .map_err(|e| StartError::Raft(e.to_string()))?
+            .map_err(|e| StartError::Raft(openraft::error::Fatal::from(e)))?
     {
         let members: BTreeMap<_, _> = config
             .peers
@@ -232,8 +264,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
     let inclusion = crate::inclusion::Inclusion::open(
         &db,
         std::time::Duration::from_millis(config.limits.inclusion_deadline_ms.max(1)),
-    )
-    .map_err(|e| StartError::Store(e.to_string()))?;
+    )?;
     let (shared, queue) = Shared::new(config, raft.clone(), board, signer, applied, inclusion)?;
     let (shutdown, shutdown_rx) = watch::channel(false);
     let tasks = vec![
@@ -252,8 +283,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
         .await;
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(bboard_proto::FILE_DESCRIPTOR_SET)
-        .build_v1()
-        .map_err(|e| StartError::Raft(format!("reflection: {e}")))?;
+        .build_v1()?;
     let distrust = Arc::new(crate::network::LeaderDistrust::default());
     let raft_service = RaftService::new(raft.clone(), Arc::new(NodeCosigner(shared.clone())))
         .with_distrust(distrust.clone());

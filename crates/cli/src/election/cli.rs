@@ -10,14 +10,14 @@ use bboard_core::election::short_tracking_code;
 use bboard_core::pb::{self, Phase};
 use rand::SeedableRng;
 
-use super::authority::{self, Registration};
-use super::board::ElectionView;
 use super::manifest::{describe_selection, parse_choices, random_selections, ManifestFile};
-use super::report;
-use super::terminal::{CastReceipt, TerminalSession};
 use super::trustee::{self, TrusteeFiles, TrusteeStep};
 use crate::board_cmds::{connect, runtime, ConnectArgs, TrustArgs};
 use crate::keys::read_private_key;
+use bboard_election::authority::{self, Registration};
+use bboard_election::board::ElectionView;
+use bboard_election::report;
+use bboard_election::terminal::{CastReceipt, TerminalSession};
 
 /// Most ballots one `terminal simulate` run posts.
 const MAX_SIMULATED_BALLOTS: u64 = 100_000;

@@ -2,18 +2,12 @@
 //! that `bboard election|trustee|terminal|protocol|results|tally|verify-election` and
 //! `bboard demo` share.
 //!
-//! - [`board`]: reading an election off the board, posting entries.
+//! The board view, the authority's and terminals' steps and the reports live in the
+//! `bboard-election` library; here remain:
 //! - [`manifest`]: the manifest file and voters' selections.
-//! - [`authority`]: manifest, registrations, phases, joint key, protocols, results.
 //! - [`trustee`]: trustee keys, the key ceremony, decryption shares.
-//! - [`terminal`]: ballots, spoiled ballots, tracking codes.
-//! - [`report`]: tally, results and the audit, for people.
 //! - [`cli`]: the clap commands.
 
-pub mod authority;
-pub mod board;
 pub mod cli;
 pub mod manifest;
-pub mod report;
-pub mod terminal;
 pub mod trustee;

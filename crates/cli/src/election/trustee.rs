@@ -9,19 +9,20 @@ use std::path::{Path, PathBuf};
 
 use anyhow::{anyhow, bail, Context, Result};
 use bboard_ballot::dkg::{
-    derive_key_set, PublicInfo, Trustee, TrusteeCommitting, TrusteePolynomials, TrusteeSharing,
+    PublicInfo, Trustee, TrusteeCommitting, TrusteePolynomials, TrusteeSharing,
 };
 use bboard_ballot::tally;
 use bboard_ballot::transport::{open_share_message, share_message, TransportSecret};
 use bboard_client::BoardClient;
 use bboard_core::audit::ElectionRecord;
-use bboard_core::pb::{self, entry_body::Kind, Phase};
+use bboard_core::pb::{entry_body::Kind, Phase};
 use ed25519_dalek::SigningKey;
 use rand_core::OsRng;
 use serde::{Deserialize, Serialize};
 
-use super::board::{post, ElectionView};
 use crate::keys::{read_private_key, replace_secret_file, write_private_key, write_secret_file};
+use bboard_election::authority::derive_from_board;
+use bboard_election::board::{post, ElectionView};
 
 /// Where a trustee's files live: `signing.key`, `transport.key` and one state file per
 /// election (`state-<election>.json`).
@@ -584,20 +585,6 @@ impl TrusteeStep<'_> {
         };
         Ok(Self::report(&posted, message))
     }
-}
-
-/// Re-derives the joint key from the commitments and public infos on the board.
-pub fn derive_from_board(view: &ElectionView) -> Result<pb::JointKey> {
-    let threshold = view.threshold()?;
-    let infos = view
-        .public_infos()
-        .iter()
-        .map(|m| PublicInfo::from_message(threshold, m))
-        .collect::<Result<Vec<_>, _>>()
-        .context("a public info on the board")?;
-    let key_set = derive_key_set(threshold, &view.commitments(), &infos)
-        .context("deriving the joint key from the board (is round 2 complete?)")?;
-    Ok(key_set.to_joint_key())
 }
 
 /// Fails with a readable message when `files.dir` holds no trustee keys.

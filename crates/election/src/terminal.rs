@@ -5,17 +5,18 @@
 //! the terminal's last ballot or spoiled ballot), so a restarted terminal continues
 //! where the board says it is, not where a local file says.
 
-use anyhow::{bail, Context, Result};
 use bboard_ballot::ballot::{encrypt_ballot, spoil, verify_spoiled};
 use bboard_ballot::dkg::KeySet;
 use bboard_client::BoardClient;
 use bboard_core::election::{short_tracking_code, tracking_code, TRACKING_CODE_LEN};
 use bboard_core::pb::{self, entry_body::Kind, Phase};
 use ed25519_dalek::SigningKey;
-use rand_core::{OsRng, RngCore};
+use rand::rngs::OsRng;
+use rand::RngCore;
 use std::time::Duration;
 
-use super::board::{sign, submit, ElectionView};
+use crate::board::{sign, submit, ElectionView};
+use crate::{Error, Result};
 
 /// A terminal ready to post ballots.
 pub struct TerminalSession {
@@ -95,7 +96,10 @@ impl TerminalSession {
             selections,
             &mut OsRng,
         )
-        .context("encrypting the ballot")?;
+        .map_err(|source| Error::Crypto {
+            doing: "encrypting the ballot".to_string(),
+            source: Box::new(source),
+        })?;
         let (kind, spoiled) = if challenge {
             let spoiled = spoil(ballot, &opening);
             (Kind::SpoiledBallot(spoiled.clone()), Some(spoiled))
@@ -116,10 +120,10 @@ impl TerminalSession {
         let append = submit(&self.client, &envelope, what).await?;
         let code_hex = hex::encode(code);
         if !append.receipt.tracking_code.is_empty() && append.receipt.tracking_code != code_hex {
-            bail!(
-                "the board's tracking code {} differs from the terminal's {code_hex}",
-                append.receipt.tracking_code
-            );
+            return Err(Error::TrackingCodeMismatch {
+                board: append.receipt.tracking_code,
+                terminal: code_hex,
+            });
         }
         self.head = code;
         Ok(CastReceipt {
@@ -139,6 +143,9 @@ impl TerminalSession {
             self.key_set.joint_key(),
             spoiled,
         )
-        .context("the spoiled ballot does not open to its selections")
+        .map_err(|source| Error::Crypto {
+            doing: "the spoiled ballot does not open to its selections".to_string(),
+            source: Box::new(source),
+        })
     }
 }

@@ -1,15 +1,16 @@
 //! What the election authority and the precinct commissions post: the manifest, key
 //! registrations, phase changes, the joint key, paper protocols and the results.
 
-use anyhow::{bail, Context, Result};
+use bboard_ballot::dkg::{derive_key_set, PublicInfo};
 use bboard_ballot::tally::{self, Tally};
+use bboard_ballot::BallotError;
 use bboard_client::{AppendResult, BoardClient};
 use bboard_core::audit::ElectionRecord;
 use bboard_core::pb::{self, entry_body::Kind, Phase};
 use ed25519_dalek::SigningKey;
 
-use super::board::{post, ElectionView};
-use super::trustee::derive_from_board;
+use crate::board::{post, ElectionView};
+use crate::{Error, Result};
 
 /// Posts the manifest: creates the election in phase SETUP.
 pub async fn create_election(
@@ -53,11 +54,10 @@ pub async fn register_key(
         pb::Role::Terminal | pb::Role::PrecinctCommission
     );
     if needs_precinct == registration.precinct_id.is_empty() {
-        bail!(
-            "a {} key {} a precinct",
-            registration.role.as_str_name(),
-            if needs_precinct { "needs" } else { "takes no" }
-        );
+        return Err(Error::RegistrationPrecinct {
+            role: registration.role.as_str_name(),
+            needs_precinct,
+        });
     }
     post(
         client,
@@ -144,15 +144,20 @@ pub struct Decrypted {
     /// Valid decryption shares posted, by trustee index.
     pub trustees: Vec<u32>,
     /// The counts, or why they cannot be decrypted (yet).
-    pub counts: Result<Vec<u64>, String>,
+    pub counts: Result<Vec<u64>, BallotError>,
 }
 
 /// Tallies the cast ballots and combines the valid posted decryption shares of every
 /// precinct × contest.
 pub fn decrypt_all(record: &ElectionRecord) -> Result<Vec<Decrypted>> {
-    let tally: Tally = record.tally().context("tallying the cast ballots")?;
+    let tally: Tally = record.tally().map_err(|source| Error::Crypto {
+        doing: "tallying the cast ballots".to_string(),
+        source: Box::new(source),
+    })?;
     let Some(key_set) = &record.key_set else {
-        bail!("the election has no joint key");
+        return Err(Error::NoJointKey {
+            election_id: record.election_id.clone(),
+        });
     };
     let mut out = Vec::new();
     for (precinct_id, contest) in tally.iter() {
@@ -171,8 +176,7 @@ pub fn decrypt_all(record: &ElectionRecord) -> Result<Vec<Decrypted>> {
             })
             .cloned()
             .collect();
-        let counts = tally::combine(key_set, &record.election_id, precinct_id, contest, &valid)
-            .map_err(|e| e.to_string());
+        let counts = tally::combine(key_set, &record.election_id, precinct_id, contest, &valid);
         out.push(Decrypted {
             precinct_id: precinct_id.to_string(),
             contest_id: contest.contest_id.clone(),
@@ -194,8 +198,7 @@ pub async fn publish_results(
 ) -> Result<Vec<(AppendResult, pb::ElectionResult)>> {
     let view = ElectionView::fetch(client, election_id, min_size).await?;
     view.require_phase(Phase::Tallying, "publish results")?;
-    let record =
-        ElectionRecord::from_leaves(&view.leaves, election_id).context("replaying the board")?;
+    let record = ElectionRecord::from_leaves(&view.leaves, election_id).map_err(Error::Replay)?;
     let mut posted = Vec::new();
     for decrypted in decrypt_all(&record)? {
         let exists = record.results.iter().any(|(_, r)| {
@@ -207,15 +210,16 @@ pub async fn publish_results(
         if exists {
             continue;
         }
-        let counts = decrypted
-            .counts
-            .map_err(anyhow::Error::msg)
-            .with_context(|| {
-                format!(
-                    "cannot decrypt {}/{} (valid shares from trustees {:?})",
-                    decrypted.precinct_id, decrypted.contest_id, decrypted.trustees
-                )
-            })?;
+        let counts = decrypted.counts.map_err(|source| Error::Undecryptable {
+            trustees: decrypted
+                .trustees
+                .iter()
+                .map(|&i| view.trustee_name(i))
+                .collect(),
+            precinct_id: decrypted.precinct_id.clone(),
+            contest_id: decrypted.contest_id.clone(),
+            source: Box::new(source),
+        })?;
         let result = tally::result_message(
             &decrypted.precinct_id,
             &decrypted.contest_id,
@@ -237,4 +241,26 @@ pub async fn publish_results(
         posted.push((receipt, result));
     }
     Ok(posted)
+}
+
+/// Re-derives the joint key from the commitments and public infos on the board.
+pub fn derive_from_board(view: &ElectionView) -> Result<pb::JointKey> {
+    let threshold = view.threshold()?;
+    let crypto = |doing: &str| {
+        let doing = doing.to_string();
+        move |source| Error::Crypto {
+            doing,
+            source: Box::new(source),
+        }
+    };
+    let infos = view
+        .public_infos()
+        .iter()
+        .map(|m| PublicInfo::from_message(threshold, m))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(crypto("a public info on the board"))?;
+    let key_set = derive_key_set(threshold, &view.commitments(), &infos).map_err(crypto(
+        "deriving the joint key from the board (is round 2 complete?)",
+    ))?;
+    Ok(key_set.to_joint_key())
 }

@@ -3,18 +3,18 @@
 
 use std::fmt::Write as _;
 
-use anyhow::{Context, Result};
 use bboard_client::BoardClient;
 use bboard_core::audit::{verify_election, AuditFailure, ElectionRecord, ElectionReport};
 
-use super::authority::decrypt_all;
-use super::board::ElectionView;
+use crate::authority::decrypt_all;
+use crate::board::ElectionView;
+use crate::{Error, Result};
 
 /// The tally: ballots per precinct, decryption shares posted, and the counts once k
 /// valid shares are on the board.
 pub fn tally_table(view: &ElectionView) -> Result<String> {
-    let record = ElectionRecord::from_leaves(&view.leaves, &view.election_id)
-        .context("replaying the board")?;
+    let record =
+        ElectionRecord::from_leaves(&view.leaves, &view.election_id).map_err(Error::Replay)?;
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -121,13 +121,15 @@ pub async fn verify(
     min_size: u64,
 ) -> Result<ElectionReport> {
     let view = ElectionView::fetch(client, election_id, min_size).await?;
-    let mut report =
-        verify_election(&view.leaves, election_id).context("verifying the election")?;
+    let mut report = verify_election(&view.leaves, election_id).map_err(Error::Replay)?;
     if client.options().policy.is_some() {
         let checkpoint = client
             .checkpoint(Some(view.size()))
             .await
-            .context("fetching the cosigned checkpoint of the leaves read")?;
+            .map_err(|source| Error::Checkpoint {
+                size: view.size(),
+                source: Box::new(source),
+            })?;
         let cosigned = checkpoint.verified.map(|v| v.checkpoint.root);
         if cosigned != Some(report.root) {
             report.failures.push(AuditFailure {

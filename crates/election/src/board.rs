@@ -6,7 +6,6 @@
 
 use std::time::Duration;
 
-use anyhow::{anyhow, bail, Context, Result};
 use bboard_ballot::dkg::{KeySet, Threshold};
 use bboard_client::{AppendResult, BoardClient};
 use bboard_core::election::{tracking_code_of, TRACKING_CODE_LEN};
@@ -15,6 +14,8 @@ use bboard_core::leaf::LeafRecord;
 use bboard_core::pb::{self, entry_body::Kind, Phase};
 use ed25519_dalek::SigningKey;
 
+use crate::{Error, Result};
+
 /// How long a reader waits for a node to catch up with an entry it was told about.
 const CATCH_UP: Duration = Duration::from_secs(10);
 
@@ -22,7 +23,7 @@ const CATCH_UP: Duration = Duration::from_secs(10);
 pub fn entry(election_id: &str, kind: Kind) -> pb::EntryBody {
     pb::EntryBody {
         election_id: election_id.to_string(),
-        created_unix_ms: bboard_node::node::now_unix_ms(),
+        created_unix_ms: bboard_util::clock::now_unix_ms(),
         kind: Some(kind),
     }
 }
@@ -41,7 +42,10 @@ pub async fn submit(
     client
         .append(envelope)
         .await
-        .with_context(|| format!("posting {what}"))
+        .map_err(|source| Error::Append {
+            what: what.to_string(),
+            source: Box::new(source),
+        })
 }
 
 /// Signs `kind` for `election_id` with `key` and appends it; `what` names the entry in
@@ -96,7 +100,7 @@ impl ElectionView {
             let entries = client
                 .get_entries(0, u64::MAX)
                 .await
-                .context("reading the board")?;
+                .map_err(|e| Error::ReadBoard(Box::new(e)))?;
             if entries.len() as u64 >= min_size || started.elapsed() > CATCH_UP {
                 break entries;
             }
@@ -123,7 +127,9 @@ impl ElectionView {
                 Some(Kind::Manifest(m)) => Some(m.clone()),
                 _ => None,
             })
-            .ok_or_else(|| anyhow!("election {election_id:?} has no manifest on this board"))?;
+            .ok_or_else(|| Error::NoManifest {
+                election_id: election_id.to_string(),
+            })?;
         Ok(ElectionView {
             election_id: election_id.to_string(),
             leaves,
@@ -158,19 +164,22 @@ impl ElectionView {
     pub fn require_phase(&self, phase: Phase, doing: &str) -> Result<()> {
         let current = self.phase();
         if current != phase {
-            bail!(
-                "cannot {doing}: election {:?} is in phase {}, this needs {}",
-                self.election_id,
-                current.as_str_name(),
-                phase.as_str_name()
-            );
+            return Err(Error::WrongPhase {
+                election_id: self.election_id.clone(),
+                doing: doing.to_string(),
+                current,
+                needed: phase,
+            });
         }
         Ok(())
     }
 
     /// k of n of the manifest.
     pub fn threshold(&self) -> Result<Threshold> {
-        Threshold::of_manifest(&self.manifest).context("the manifest's threshold")
+        Threshold::of_manifest(&self.manifest).map_err(|source| Error::Crypto {
+            doing: "the manifest's threshold".to_string(),
+            source: Box::new(source),
+        })
     }
 
     /// The manifest index of the trustee whose signing key is `public_key`.
@@ -180,14 +189,22 @@ impl ElectionView {
             .trustees
             .iter()
             .position(|t| t.signing_key == public_key)
-            .ok_or_else(|| {
-                anyhow!(
-                    "key {} is not a trustee of election {:?}",
-                    hex::encode(public_key),
-                    self.election_id
-                )
+            .ok_or_else(|| Error::NotATrustee {
+                key: hex::encode(public_key),
+                election_id: self.election_id.clone(),
             })?;
-        u32::try_from(position).context("trustee index")
+        u32::try_from(position).map_err(|_| Error::IndexOverflow {
+            what: "trustee",
+            index: position,
+        })
+    }
+
+    /// Trustee `index` for people: its manifest name and index (`CEC (#0)`).
+    pub fn trustee_name(&self, index: u32) -> String {
+        match self.manifest.trustees.get(index as usize) {
+            Some(t) => format!("{} (#{index})", t.name),
+            None => format!("#{index}"),
+        }
     }
 
     /// Round-1 commitments posted so far.
@@ -233,16 +250,16 @@ impl ElectionView {
         };
         KeySet::from_joint_key(self.threshold()?, joint)
             .map(Some)
-            .context("the joint key on the board does not parse")
+            .map_err(|source| Error::Crypto {
+                doing: "the joint key on the board does not parse".to_string(),
+                source: Box::new(source),
+            })
     }
 
     /// The posted joint key; an error before the key ceremony is complete.
     pub fn require_key_set(&self) -> Result<KeySet> {
-        self.key_set()?.ok_or_else(|| {
-            anyhow!(
-                "election {:?} has no joint key on the board yet",
-                self.election_id
-            )
+        self.key_set()?.ok_or_else(|| Error::NoJointKey {
+            election_id: self.election_id.clone(),
         })
     }
 
@@ -263,17 +280,15 @@ impl ElectionView {
             Some(r) if r.role == role as i32 && !r.precinct_id.is_empty() => {
                 Ok(r.precinct_id.clone())
             }
-            Some(r) => bail!(
-                "key {} is registered as {} for precinct {:?}, not as {}",
-                hex::encode(public_key),
-                pb::Role::try_from(r.role).map_or("?", |r| r.as_str_name()),
-                r.precinct_id,
-                role.as_str_name()
-            ),
-            None => bail!(
-                "key {} is not registered on this board",
-                hex::encode(public_key)
-            ),
+            Some(r) => Err(Error::WrongRole {
+                key: hex::encode(public_key),
+                registered: pb::Role::try_from(r.role).map_or("?", |r| r.as_str_name()),
+                precinct: r.precinct_id.clone(),
+                wanted: role.as_str_name(),
+            }),
+            None => Err(Error::KeyNotRegistered {
+                key: hex::encode(public_key),
+            }),
         }
     }
 
