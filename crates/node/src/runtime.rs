@@ -72,7 +72,7 @@ pub enum StartError {
     Store(#[from] crate::board_store::StoreError),
     /// Raft could not start.
     #[error("raft: {0}")]
-    Raft(#[from] openraft::error::Fatal<crate::types::NodeId>),
+    Raft(#[source] Box<openraft::error::Fatal<crate::types::NodeId>>),
     /// gRPC reflection could not be set up from the embedded descriptors.
     #[error("gRPC reflection: {0}")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -214,7 +214,8 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
         log_store,
         state_machine,
     )
-    .await?;
+    .await
+    .map_err(|e| StartError::Raft(Box::new(e)))?;
 
     let listener = tokio::net::TcpListener::bind(config.listen)
         .await
@@ -231,7 +232,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
         && !raft
             .is_initialized()
             .await
-            .map_err(|e| StartError::Raft(openraft::error::Fatal::from(e)))?
+            .map_err(|e| StartError::Raft(Box::new(e)))?
     {
         let members: BTreeMap<_, _> = config
             .peers
