@@ -155,15 +155,11 @@ fn a_censoring_leader_is_caught_proven_and_replaced() {
         )
         .await;
         assert_eq!(find_leader(&all, Duration::from_secs(10)).await, 0);
-        let mut acked: HashMap<EnvelopeId, u64> = genesis_and_keys(
-            &all,
-            &cluster.policy,
-            &authority,
-            &[censored.clone(), honest.clone()],
-        )
-        .await
-        .into_iter()
-        .collect();
+        let mut acked: HashMap<EnvelopeId, u64> = cluster
+            .genesis_and_keys(&all, &authority, &[censored.clone(), honest.clone()])
+            .await
+            .into_iter()
+            .collect();
 
         // (i) The honest terminal's entries go through; the censored terminal's client
         // gets no receipt from the leader and routes around it, still without receipt.
@@ -411,13 +407,9 @@ fn an_honest_slow_leader_raises_no_alarm() {
         }
         let all = cluster.endpoints(&[1, 2, 3]);
         let leader = find_leader(&all, Duration::from_secs(30)).await as u64 + 1;
-        genesis_and_keys(
-            &all,
-            &cluster.policy,
-            &authority,
-            std::slice::from_ref(&terminal),
-        )
-        .await;
+        cluster
+            .genesis_and_keys(&all, &authority, std::slice::from_ref(&terminal))
+            .await;
         // The terminal writes through a follower, which forwards and tracks.
         let follower = if leader == 1 { 2 } else { 1 };
         let client = BoardClient::connect(cluster.endpoints(&[follower]), client_options(&cluster))

@@ -80,6 +80,7 @@ impl Acks {
 }
 
 /// One load-generating client.
+#[derive(Clone)]
 struct ClientPlan {
     key: SigningKey,
     first_seq: u64,
@@ -93,6 +94,54 @@ struct ClientPlan {
     verify_every: u64,
     policy: CosignaturePolicy,
     deadline: Instant,
+}
+
+/// Starts one client per terminal key, each with its own sequence numbers; a client
+/// that rotates starts at its own endpoint, so the load spreads over the nodes.
+fn spawn_clients(
+    terminals: &[SigningKey],
+    template: &ClientPlan,
+    acks: &Arc<Mutex<Acks>>,
+) -> Vec<tokio::task::JoinHandle<()>> {
+    terminals
+        .iter()
+        .enumerate()
+        .map(|(c, key)| {
+            let plan = ClientPlan {
+                key: key.clone(),
+                first_seq: 1_000_000 * (c as u64 + 1),
+                first_endpoint: if template.rotate {
+                    c
+                } else {
+                    template.first_endpoint
+                },
+                ..template.clone()
+            };
+            tokio::spawn(run_client(plan, acks.clone()))
+        })
+        .collect()
+}
+
+/// Waits for every client (each may run until `deadline`, plus 30 s to finish) and
+/// returns what they acknowledged.
+async fn join_clients(
+    tasks: Vec<tokio::task::JoinHandle<()>>,
+    deadline: Instant,
+    acks: Arc<Mutex<Acks>>,
+) -> Acks {
+    for task in tasks {
+        let remaining =
+            deadline.saturating_duration_since(Instant::now()) + Duration::from_secs(30);
+        tokio::time::timeout(remaining, task)
+            .await
+            .expect("client did not finish in time")
+            .unwrap();
+    }
+    Arc::try_unwrap(acks)
+        .ok()
+        .expect("every client is done")
+        .into_inner()
+        .unwrap()
 }
 
 /// Appends `count` notes with AppendMany, retrying the same envelopes on the next
@@ -182,7 +231,7 @@ async fn run_client(plan: ClientPlan, acks: Arc<Mutex<Acks>>) {
 }
 
 #[test]
-#[ignore = "multi-process, minutes; run with: cargo test -p bboard-cli --test chaos -- --ignored"]
+#[ignore = "multi-process, about a minute; run with: cargo test -p bboard-cli --test chaos kill_leader -- --ignored"]
 fn kill_leader_mid_load_loses_nothing() {
     serially(kill_leader_mid_load());
 }
@@ -215,22 +264,22 @@ async fn kill_leader_mid_load() {
 
     let load_started = Instant::now();
     let deadline = load_started + Duration::from_secs(300);
-    let mut tasks = Vec::new();
-    for (c, key) in terminals.iter().enumerate() {
-        let plan = ClientPlan {
-            key: key.clone(),
-            first_seq: 1_000_000 * (c as u64 + 1),
+    let tasks = spawn_clients(
+        &terminals,
+        &ClientPlan {
+            key: terminals[0].clone(),
+            first_seq: 0,
             count: TOTAL / CLIENTS,
             batch: 20,
             endpoints: endpoints.clone(),
-            first_endpoint: c,
+            first_endpoint: 0,
             rotate: true,
             verify_every: 1,
             policy: policy.clone(),
             deadline,
-        };
-        tasks.push(tokio::spawn(run_client(plan, acks.clone())));
-    }
+        },
+        &acks,
+    );
 
     // Wait for ~3,000 acknowledged entries, then SIGKILL the leader.
     for _ in 0..20_000 {
@@ -269,17 +318,9 @@ async fn kill_leader_mid_load() {
     cluster.node(leader_id).start();
     println!("restarted node {leader_id}");
 
-    for task in tasks {
-        let remaining =
-            deadline.saturating_duration_since(Instant::now()) + Duration::from_secs(30);
-        tokio::time::timeout(remaining, task)
-            .await
-            .expect("client did not finish in time")
-            .unwrap();
-    }
+    let acks = join_clients(tasks, deadline, acks).await;
     let load_time = load_started.elapsed();
     cluster.assert_alive();
-    let acks = Arc::try_unwrap(acks).ok().unwrap().into_inner().unwrap();
     println!(
         "{TOTAL} entries acknowledged in {:.1} s: {:.0} entries/s ({} acknowledged as duplicates of a retried envelope); retries: {:?}",
         load_time.as_secs_f64(),
@@ -346,7 +387,7 @@ async fn kill_leader_mid_load() {
 }
 
 #[test]
-#[ignore = "multi-process, minutes; run with: cargo test -p bboard-cli --test chaos -- --ignored"]
+#[ignore = "multi-process, about a minute; run with: cargo test -p bboard-cli --test chaos learner -- --ignored"]
 fn learner_joins_from_a_snapshot_of_50k_entries() {
     serially(learner_joins_from_a_snapshot());
 }
@@ -386,11 +427,11 @@ async fn learner_joins_from_a_snapshot() {
     let acks = Arc::new(Mutex::new(Acks::default()));
     let load_started = Instant::now();
     let deadline = load_started + Duration::from_secs(400);
-    let mut tasks = Vec::new();
-    for (c, key) in terminals.iter().enumerate() {
-        let plan = ClientPlan {
-            key: key.clone(),
-            first_seq: 1_000_000 * (c as u64 + 1),
+    let tasks = spawn_clients(
+        &terminals,
+        &ClientPlan {
+            key: terminals[0].clone(),
+            first_seq: 0,
             count: TOTAL / CLIENTS,
             batch: 250,
             endpoints: voters.clone(),
@@ -399,19 +440,11 @@ async fn learner_joins_from_a_snapshot() {
             verify_every: 97,
             policy: policy.clone(),
             deadline,
-        };
-        tasks.push(tokio::spawn(run_client(plan, acks.clone())));
-    }
-    for task in tasks {
-        let remaining =
-            deadline.saturating_duration_since(Instant::now()) + Duration::from_secs(30);
-        tokio::time::timeout(remaining, task)
-            .await
-            .expect("client did not finish in time")
-            .unwrap();
-    }
+        },
+        &acks,
+    );
+    let acks = join_clients(tasks, deadline, acks).await;
     let load_time = load_started.elapsed();
-    let acks = Arc::try_unwrap(acks).ok().unwrap().into_inner().unwrap();
     let total = setup.len() as u64 + TOTAL;
     let mut indexes: Vec<u64> = acks.by_id.values().copied().collect();
     indexes.extend(setup.iter().map(|(_, i)| *i));

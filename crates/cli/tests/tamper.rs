@@ -187,13 +187,9 @@ async fn edited_store() {
     let all = cluster.endpoints(&[1, 2, 3]);
     let authority = SigningKey::from_bytes(&[1; 32]);
     let terminal = SigningKey::from_bytes(&[100; 32]);
-    genesis_and_keys(
-        &all,
-        &cluster.policy,
-        &authority,
-        std::slice::from_ref(&terminal),
-    )
-    .await;
+    cluster
+        .genesis_and_keys(&all, &authority, std::slice::from_ref(&terminal))
+        .await;
     for seq in 0..3 {
         append_verified(&cluster, &all, &terminal, seq).await;
     }
@@ -306,13 +302,9 @@ async fn forged_roots() {
     let all = cluster.endpoints(&[1, 2, 3]);
     let authority = SigningKey::from_bytes(&[1; 32]);
     let terminal = SigningKey::from_bytes(&[100; 32]);
-    genesis_and_keys(
-        &honest,
-        &cluster.policy,
-        &authority,
-        std::slice::from_ref(&terminal),
-    )
-    .await;
+    cluster
+        .genesis_and_keys(&honest, &authority, std::slice::from_ref(&terminal))
+        .await;
     for seq in 0..2 {
         append_verified(&cluster, &honest, &terminal, seq).await;
     }

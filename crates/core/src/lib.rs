@@ -8,6 +8,7 @@
 //!   signature per node, key ids, verifier-key strings and the k-of-n cosignature policy.
 //! - [`board`]: the deterministic admission rules (genesis, registry, roles,
 //!   duplicates) every node applies to every batch.
+//! - [`tracking`]: ballots' tracking codes and their short human form.
 //! - [`election`]: the election rules layered on the board (phases, key ceremony,
 //!   ballot proofs, tracking-code chains, precinct scope).
 //! - [`memory`]: an in-memory board to replay and audit a downloaded board.
@@ -38,6 +39,7 @@ pub mod evidence;
 pub mod leaf;
 pub mod memory;
 pub mod receipt;
+pub mod tracking;
 pub mod witness;
 
 pub use bboard_merkle as merkle;

@@ -551,7 +551,6 @@ mod tests {
     use tokio::net::TcpListener;
     use tokio::sync::oneshot;
     use tokio::task::JoinHandle;
-    use tokio_stream::wrappers::TcpListenerStream;
     use tonic::transport::Channel;
     use tonic::Code;
 
@@ -633,17 +632,11 @@ mod tests {
         let addr = listener.local_addr().unwrap().to_string();
         let raft_service = RaftService::new(raft.clone(), Arc::new(NoCosigner));
         let admin = AdminService::new(raft.clone(), vec![admin_key().verifying_key()]);
-        let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            tonic::transport::Server::builder()
-                .add_service(raft_service.into_server())
-                .add_service(admin.into_server())
-                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
-                    let _ = stopped.await;
-                })
-                .await
-                .unwrap();
-        });
+        let (stop, server) = crate::test_server::serve_until_stopped(
+            listener,
+            tonic::service::Routes::new(raft_service.into_server())
+                .add_service(admin.into_server()),
+        );
         TestNode {
             id,
             addr,

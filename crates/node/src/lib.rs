@@ -45,5 +45,7 @@ pub mod recorder;
 pub mod runtime;
 pub mod service;
 pub mod state_machine;
+#[cfg(test)]
+mod test_server;
 pub mod types;
 pub mod witnessing;

@@ -359,31 +359,26 @@ fn read_vote_err<NID: openraft::NodeId>(e: &AnyError) -> StorageIOError<NID> {
     StorageIOError::read_vote(e.clone())
 }
 
-impl<C> RaftLogReader<C> for SledLogStore<C>
-where
-    C: RaftTypeConfig,
-    C::Entry: Serialize + DeserializeOwned,
-{
-    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
-        &mut self,
-        range: RB,
-    ) -> Result<Vec<C::Entry>, StorageError<C::NodeId>> {
-        read_range::<C>(&self.log, range)
-    }
+/// The store and its readers read the log the same way, from their `log` tree.
+macro_rules! impl_log_reader {
+    ($reader:ident) => {
+        impl<C> RaftLogReader<C> for $reader<C>
+        where
+            C: RaftTypeConfig,
+            C::Entry: Serialize + DeserializeOwned,
+        {
+            async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
+                &mut self,
+                range: RB,
+            ) -> Result<Vec<C::Entry>, StorageError<C::NodeId>> {
+                read_range::<C>(&self.log, range)
+            }
+        }
+    };
 }
 
-impl<C> RaftLogReader<C> for SledLogReader<C>
-where
-    C: RaftTypeConfig,
-    C::Entry: Serialize + DeserializeOwned,
-{
-    async fn try_get_log_entries<RB: RangeBounds<u64> + Clone + Debug + OptionalSend>(
-        &mut self,
-        range: RB,
-    ) -> Result<Vec<C::Entry>, StorageError<C::NodeId>> {
-        read_range::<C>(&self.log, range)
-    }
-}
+impl_log_reader!(SledLogStore);
+impl_log_reader!(SledLogReader);
 
 impl<C> RaftLogStorage<C> for SledLogStore<C>
 where

@@ -571,7 +571,6 @@ mod tests {
     use tokio::net::TcpListener;
     use tokio::sync::oneshot;
     use tokio::task::JoinHandle;
-    use tokio_stream::wrappers::TcpListenerStream;
 
     use super::*;
     use crate::types::{BoardRequest, BoardResponse};
@@ -885,16 +884,10 @@ mod tests {
         .await
         .unwrap();
         let service = RaftService::new(raft.clone(), Arc::new(EchoCosigner(id)));
-        let (stop, stopped) = oneshot::channel::<()>();
-        let server = tokio::spawn(async move {
-            tonic::transport::Server::builder()
-                .add_service(service.into_server())
-                .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
-                    let _ = stopped.await;
-                })
-                .await
-                .unwrap();
-        });
+        let (stop, server) = crate::test_server::serve_until_stopped(
+            listener,
+            tonic::service::Routes::new(service.into_server()),
+        );
         TestNode {
             id,
             addr,

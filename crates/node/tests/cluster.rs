@@ -159,12 +159,24 @@ async fn three_nodes_append_prove_and_agree() {
     cluster.shutdown().await;
 }
 
+/// The index of the next entry event on a Watch stream (checkpoint events skipped).
+async fn next_entry_index(stream: &mut tonic::Streaming<pb::WatchEvent>) -> u64 {
+    use tokio_stream::StreamExt as _;
+    loop {
+        let event = tokio::time::timeout(Duration::from_secs(10), stream.next())
+            .await
+            .unwrap()
+            .unwrap()
+            .unwrap();
+        if let Some(pb::watch_event::Event::Entry(entry)) = event.event {
+            return entry.index;
+        }
+    }
+}
+
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn watch_health_and_reflection_are_served() {
-    use tokio_stream::StreamExt as _;
-    let cluster = TestCluster::start(3).await;
-    let authority = SigningKey::from_bytes(&[1; 32]);
-    cluster.post_genesis(&authority).await;
+    let (cluster, authority) = TestCluster::with_genesis(3).await;
     for i in 1..=5 {
         append(&cluster.endpoints[0], &note(&authority, i))
             .await
@@ -179,31 +191,14 @@ async fn watch_health_and_reflection_are_served() {
         .into_inner();
     let mut indexes = Vec::new();
     while indexes.len() < 4 {
-        let event = tokio::time::timeout(Duration::from_secs(10), stream.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        if let Some(pb::watch_event::Event::Entry(entry)) = event.event {
-            indexes.push(entry.index);
-        }
+        indexes.push(next_entry_index(&mut stream).await);
     }
     assert_eq!(indexes, vec![2, 3, 4, 5]);
     // A new entry shows up on the open stream.
     append(&cluster.endpoints[1], &note(&authority, 6))
         .await
         .unwrap();
-    loop {
-        let event = tokio::time::timeout(Duration::from_secs(10), stream.next())
-            .await
-            .unwrap()
-            .unwrap()
-            .unwrap();
-        if let Some(pb::watch_event::Event::Entry(entry)) = event.event {
-            assert_eq!(entry.index, 6);
-            break;
-        }
-    }
+    assert_eq!(next_entry_index(&mut stream).await, 6);
 
     // gRPC health reports the Board service as serving.
     let channel =
@@ -241,9 +236,7 @@ async fn watch_health_and_reflection_are_served() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn a_node_whose_store_was_edited_refuses_to_start() {
-    let mut cluster = TestCluster::start(3).await;
-    let authority = SigningKey::from_bytes(&[1; 32]);
-    cluster.post_genesis(&authority).await;
+    let (mut cluster, authority) = TestCluster::with_genesis(3).await;
     for i in 1..=3 {
         append(&cluster.endpoints[0], &note(&authority, i))
             .await
@@ -285,9 +278,7 @@ async fn a_node_whose_store_was_edited_refuses_to_start() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn revoked_signers_and_oversized_messages_are_refused() {
-    let cluster = TestCluster::start(3).await;
-    let authority = SigningKey::from_bytes(&[1; 32]);
-    cluster.post_genesis(&authority).await;
+    let (cluster, authority) = TestCluster::with_genesis(3).await;
     let terminal = SigningKey::from_bytes(&[3; 32]);
     let register = register_terminal(&authority, &terminal, 1);
     append(&cluster.endpoints[0], &register).await.unwrap();
@@ -349,9 +340,7 @@ async fn revoked_signers_and_oversized_messages_are_refused() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_leader_records_final_checkpoints_on_the_board() {
-    let cluster = TestCluster::start(3).await;
-    let authority = SigningKey::from_bytes(&[1; 32]);
-    cluster.post_genesis(&authority).await;
+    let (cluster, authority) = TestCluster::with_genesis(3).await;
     // Register every node's checkpoint key with ROLE_NODE.
     for i in 0..3u8 {
         let register = register(
@@ -420,9 +409,7 @@ async fn http_get(endpoint: &str, path: &str) -> (u16, String) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
 async fn the_http_side_mirrors_the_board_and_serves_metrics() {
-    let cluster = TestCluster::start(3).await;
-    let authority = SigningKey::from_bytes(&[1; 32]);
-    cluster.post_genesis(&authority).await;
+    let (cluster, authority) = TestCluster::with_genesis(3).await;
     append(&cluster.endpoints[0], &note(&authority, 1))
         .await
         .unwrap();

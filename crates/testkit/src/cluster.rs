@@ -81,6 +81,15 @@ impl TestCluster {
             .expect("genesis appended");
     }
 
+    /// A started cluster of `n` nodes whose board holds the genesis of the fixture
+    /// authority (key seed 1), with that authority's key.
+    pub async fn with_genesis(n: u64) -> (TestCluster, SigningKey) {
+        let cluster = TestCluster::start(n).await;
+        let authority = crate::key(1);
+        cluster.post_genesis(&authority).await;
+        (cluster, authority)
+    }
+
     /// Stops every node.
     pub async fn shutdown(self) {
         for node in self.nodes {

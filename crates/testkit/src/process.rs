@@ -210,6 +210,16 @@ impl Drop for Cluster {
 }
 
 impl Cluster {
+    /// [`genesis_and_keys`] through `endpoints`, verified with this cluster's policy.
+    pub async fn genesis_and_keys(
+        &self,
+        endpoints: &[String],
+        authority: &SigningKey,
+        terminals: &[SigningKey],
+    ) -> Vec<(EnvelopeId, u64)> {
+        genesis_and_keys(endpoints, &self.policy, authority, terminals).await
+    }
+
     /// Writes the configurations of `n` nodes (every config lists all `n` peers); nodes
     /// in `voters` list them as initial voters, the others (future learners) none. `bin`
     /// is the `bboard` binary (`env!("CARGO_BIN_EXE_bboard")` in `bboard-cli`'s tests).
