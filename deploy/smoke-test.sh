@@ -23,6 +23,11 @@ docker create --name "${project}-extract" "${BBOARD_IMAGE}" >/dev/null
 docker cp "${project}-extract:/bboard" "${bin}"
 docker rm "${project}-extract" >/dev/null
 BBOARD="${bin}" deploy/make-cluster.sh "${CLUSTER_DIR}"
+export CLI_UID="$(id -u)" CLI_GID="$(id -g)"
+if [ "$(id -u)" != 0 ]; then
+    # make-cluster.sh could not hand the node directories to the image's user.
+    export BBOARD_UID="$(id -u)" BBOARD_GID="$(id -g)"
+fi
 compose up -d node1 node2 node3
 cli() { compose run --rm -T cli "$@"; }
 trust=(--trusted-keys /cluster/trusted-keys.txt --origin compose.bboard.local/election)
@@ -36,6 +41,12 @@ for attempt in $(seq 1 30); do
 done
 cli append --endpoint node2:7101 --key /cluster/authority.key --note "hello from compose" "${trust[@]}"
 cli status --endpoint node1:7101 --endpoint node2:7101 --endpoint node3:7101
+# A node's peer port refuses anyone without a pinned certificate: plain gRPC from the
+# CLI container cannot even complete a handshake there.
+if cli status --endpoint node1:7201 >/dev/null 2>&1; then
+    echo "the peer port answered a client without a certificate" >&2
+    exit 1
+fi
 compose stop node3
 cli append --endpoint node1:7101 --endpoint node2:7101 --key /cluster/authority.key \
     --note "one node down" "${trust[@]}"

@@ -54,9 +54,17 @@ pub(crate) enum AdminSubcommand {
         /// The new node's id (never reused).
         #[arg(long)]
         id: u64,
-        /// The new node's gRPC address, `HOST:PORT`, as its peers will dial it.
+        /// The new node's public address, `HOST:PORT` (Board API; clients are sent there).
         #[arg(long)]
         address: String,
+        /// The new node's peer-port address, `HOST:PORT` (Raft, cosigning). Omit it,
+        /// with --tls-fingerprint, when the leader's config lists the node.
+        #[arg(long, requires = "tls_fingerprint")]
+        peer_address: Option<String>,
+        /// `sha256:<hex>` of the new node's peer-port certificate (`bboard node init`
+        /// prints it); every member then admits the node with exactly this certificate.
+        #[arg(long, requires = "peer_address")]
+        tls_fingerprint: Option<String>,
     },
     /// Replaces the set of voters (each must already be a member, e.g. a learner).
     ChangeMembership {
@@ -115,11 +123,18 @@ fn build_command(
     now_unix_ms: u64,
 ) -> (Rpc, pb::AdminCommand) {
     let (rpc, command) = match command {
-        AdminSubcommand::AddLearner { id, address } => (
+        AdminSubcommand::AddLearner {
+            id,
+            address,
+            peer_address,
+            tls_fingerprint,
+        } => (
             Rpc::AddLearner,
             Command::AddLearner(pb::AddLearnerCommand {
                 node_id: *id,
                 address: address.clone(),
+                peer_address: peer_address.clone().unwrap_or_default(),
+                tls_fingerprint: tls_fingerprint.clone().unwrap_or_default(),
             }),
         ),
         AdminSubcommand::ChangeMembership { voters } => (
@@ -314,8 +329,42 @@ mod tests {
             cmd.command,
             Some(Command::AddLearner(pb::AddLearnerCommand {
                 node_id: 4,
-                address: "10.0.0.4:7000".into()
+                address: "10.0.0.4:7000".into(),
+                ..Default::default()
             }))
+        );
+        let args = parse(&[
+            "add-learner",
+            "--id",
+            "4",
+            "--address",
+            "10.0.0.4:7000",
+            "--peer-address",
+            "10.0.0.4:7100",
+            "--tls-fingerprint",
+            "sha256:ab",
+        ])
+        .unwrap();
+        let (_, cmd) = build_command(&args.command, 7, 123);
+        let Some(Command::AddLearner(add)) = cmd.command else {
+            panic!("not an AddLearner command");
+        };
+        assert_eq!(
+            (add.peer_address.as_str(), add.tls_fingerprint.as_str()),
+            ("10.0.0.4:7100", "sha256:ab")
+        );
+        assert!(
+            parse(&[
+                "add-learner",
+                "--id",
+                "4",
+                "--address",
+                "a:1",
+                "--peer-address",
+                "a:2"
+            ])
+            .is_err(),
+            "a peer address without its fingerprint"
         );
 
         let args = parse(&["change-membership", "--voters", "1,2,3"]).unwrap();

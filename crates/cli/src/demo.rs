@@ -20,15 +20,16 @@ use bboard_core::pb::{self, Phase};
 use ed25519_dalek::SigningKey;
 use rand::SeedableRng;
 
-use crate::election::manifest::{
-    describe_selection, random_selections, ContestSpec, ManifestFile, PrecinctSpec,
-};
-use crate::election::trustee::{self, TrusteeFiles, TrusteeStep};
+use crate::devcluster::start_devcluster;
 use crate::keys::{generate_key, write_private_key};
-use crate::node_cmds::{runtime, start_devcluster};
+use crate::node_cmds::runtime;
 use bboard_election::authority::{self, Registration};
+use bboard_election::manifest::{
+    describe_selection, random_selections, ContestSpec, ManifestFile, PrecinctSpec, TrusteeSpec,
+};
 use bboard_election::report;
 use bboard_election::terminal::TerminalSession;
+use bboard_election::trustee::{self, Step, TrusteeFiles, TrusteeStep};
 
 /// Election id of the demo.
 const ELECTION_ID: &str = "demo-2026";
@@ -70,7 +71,7 @@ pub fn run(args: DemoArgs) -> Result<()> {
 }
 
 /// The embedded manifest: 2 precincts, a single-choice and a multi-choice contest.
-fn demo_manifest(trustees: Vec<crate::election::manifest::TrusteeSpec>) -> ManifestFile {
+fn demo_manifest(trustees: Vec<TrusteeSpec>) -> ManifestFile {
     let options = |names: &[&str]| names.iter().map(|s| s.to_string()).collect();
     ManifestFile {
         title: "Demo municipal election 2026".into(),
@@ -159,7 +160,7 @@ impl Demo {
         Ok(())
     }
 
-    async fn trustee_round(&mut self, files: &[TrusteeFiles], round: &str) -> Result<()> {
+    async fn trustee_round(&mut self, files: &[TrusteeFiles], round: Step) -> Result<()> {
         for files in files {
             let step = TrusteeStep {
                 client: &self.client,
@@ -244,12 +245,7 @@ async fn run_election(demo: &mut Demo, args: &DemoArgs, keys_dir: &Path) -> Resu
         let files = TrusteeFiles {
             dir: args.dir.join("trustees").join(slug(name)),
         };
-        let public = trustee::keygen(&files, name)?;
-        specs.push(crate::election::manifest::TrusteeSpec {
-            name: public.name,
-            signing_key: public.signing_key,
-            encryption_key: public.encryption_key,
-        });
+        specs.push(trustee::keygen(&files, name, &mut rand_core::OsRng)?);
         trustee_files.push(files);
     }
     let manifest_file = demo_manifest(specs);
@@ -317,7 +313,7 @@ async fn run_election(demo: &mut Demo, args: &DemoArgs, keys_dir: &Path) -> Resu
     // 3. Key ceremony.
     let started = Instant::now();
     demo.phase(Phase::KeyCeremony).await?;
-    for round in ["commit", "reveal", "share", "finish"] {
+    for round in Step::CEREMONY {
         demo.trustee_round(&trustee_files, round).await?;
     }
     let (posted, joint) =
@@ -394,7 +390,8 @@ async fn run_election(demo: &mut Demo, args: &DemoArgs, keys_dir: &Path) -> Resu
     // 6. Tally: 2 of 3 trustees decrypt, results are published.
     let started = Instant::now();
     demo.phase(Phase::Tallying).await?;
-    demo.trustee_round(&trustee_files[..2], "decrypt").await?;
+    demo.trustee_round(&trustee_files[..2], Step::Decrypt)
+        .await?;
     let results =
         authority::publish_results(&demo.client, &demo.authority, ELECTION_ID, demo.seen).await?;
     for (posted, _) in &results {

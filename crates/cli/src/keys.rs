@@ -32,16 +32,6 @@ pub fn write_private_key(path: &Path, key: &SigningKey) -> Result<()> {
     Ok(key_file::write_signing_key(path, key)?)
 }
 
-/// Creates a file only the owner can read holding `contents`; refuses to overwrite.
-pub fn write_secret_file(path: &Path, contents: &[u8]) -> Result<()> {
-    Ok(key_file::write_secret_file(path, contents)?)
-}
-
-/// Replaces (or creates) a secret file atomically.
-pub fn replace_secret_file(path: &Path, contents: &[u8]) -> Result<()> {
-    Ok(key_file::replace_secret_file(path, contents)?)
-}
-
 /// Reads a private key file written by [`write_private_key`].
 pub fn read_private_key(path: &Path) -> Result<SigningKey> {
     Ok(key_file::read_signing_key(path)?)

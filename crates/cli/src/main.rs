@@ -8,6 +8,7 @@ mod alarm_cmds;
 mod audit_cmds;
 mod board_cmds;
 mod demo;
+mod devcluster;
 mod election;
 mod keys;
 mod node_cmds;
@@ -48,7 +49,7 @@ enum Command {
     /// Posts the genesis entry of a new board.
     Genesis(node_cmds::GenesisArgs),
     /// Runs a local cluster in this process (development and demos).
-    Devcluster(node_cmds::DevclusterArgs),
+    Devcluster(devcluster::DevclusterArgs),
     /// Sends a signed admin command (membership, snapshot, election) to a node.
     Admin(admin::AdminArgs),
     /// Prints the status of board nodes: role, term, leader, tree size, root.
@@ -137,7 +138,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::VerifyReceipt(args) => verify_receipt(args),
         Command::Node(args) => node_cmds::run(args),
         Command::Genesis(args) => node_cmds::run_genesis(args),
-        Command::Devcluster(args) => node_cmds::run_devcluster(args),
+        Command::Devcluster(args) => devcluster::run_devcluster(args),
         Command::Admin(args) => admin::run(args),
         Command::Status(args) => board_cmds::run_status(args),
         Command::Append(args) => board_cmds::run_append(args),

@@ -9,7 +9,8 @@ use bboard_core::checkpoint::NoteSigner;
 use bboard_core::envelope::SignedEnvelope;
 use bboard_core::pb;
 use bboard_node::config::{NodeConfig, PeerConfig};
-use bboard_node::runtime::{start, RunningNode};
+use bboard_node::peer::TlsIdentity;
+use bboard_node::runtime::start;
 use bboard_proto::v1::board_client::BoardClient;
 use ed25519_dalek::SigningKey;
 
@@ -93,37 +94,108 @@ struct InitArgs {
     /// Raft node id, unique in the cluster and never reused.
     #[arg(long, default_value_t = 1)]
     node_id: u64,
-    /// gRPC listen address.
+    /// Public listen address: Board API (gRPC), HTTP/JSON, Admin.
     #[arg(long, default_value = "127.0.0.1:7101")]
     listen: SocketAddr,
-    /// Address other nodes and clients use (default: the listen address).
+    /// Public address clients and other nodes use (default: the listen address).
     #[arg(long)]
     advertise: Option<String>,
+    /// Peer listen address: Raft and cosigning, mutual TLS with configured peers only
+    /// (default: the listen address with its port + 100).
+    #[arg(long)]
+    peer_listen: Option<SocketAddr>,
+    /// Peer address other nodes use (default: the advertised host with the peer
+    /// listen port).
+    #[arg(long)]
+    peer_advertise: Option<String>,
     /// Board origin.
     #[arg(long, default_value = "bboard.local/election")]
     origin: String,
 }
 
 /// Everything `init` writes for one node.
-struct InitializedNode {
-    config: NodeConfig,
-    config_path: PathBuf,
-    admin_key: SigningKey,
+pub(crate) struct InitializedNode {
+    pub(crate) config: NodeConfig,
+    pub(crate) config_path: PathBuf,
+    pub(crate) admin_key: SigningKey,
 }
 
-fn init_node(
+/// Where a node listens and how others reach it.
+pub(crate) struct NodeAddresses {
+    /// Public listen address.
+    listen: SocketAddr,
+    /// Public address others use.
+    advertise: String,
+    /// Peer listen address.
+    peer_listen: SocketAddr,
+    /// Peer address others use.
+    peer_advertise: String,
+}
+
+impl NodeAddresses {
+    /// The addresses `init` uses: the given ones, else defaults derived from `listen`
+    /// (peer port = public port + 100).
+    fn with_defaults(
+        listen: SocketAddr,
+        advertise: Option<String>,
+        peer_listen: Option<SocketAddr>,
+        peer_advertise: Option<String>,
+    ) -> Result<Self> {
+        let advertise = advertise.unwrap_or_else(|| listen.to_string());
+        let peer_listen = match peer_listen {
+            Some(address) => address,
+            None => {
+                let port = listen.port().checked_add(100).with_context(|| {
+                    format!("--listen port {} leaves no room for the default peer port (+100); give --peer-listen", listen.port())
+                })?;
+                SocketAddr::new(listen.ip(), port)
+            }
+        };
+        let peer_advertise = match peer_advertise {
+            Some(address) => address,
+            None => {
+                let (host, _) = advertise
+                    .rsplit_once(':')
+                    .with_context(|| format!("--advertise {advertise:?} is not host:port"))?;
+                format!("{host}:{}", peer_listen.port())
+            }
+        };
+        Ok(NodeAddresses {
+            listen,
+            advertise,
+            peer_listen,
+            peer_advertise,
+        })
+    }
+
+    /// Both ports on 127.0.0.1, advertised as bound.
+    pub(crate) fn loopback(port: u16, peer_port: u16) -> Self {
+        let listen = SocketAddr::from(([127, 0, 0, 1], port));
+        let peer_listen = SocketAddr::from(([127, 0, 0, 1], peer_port));
+        NodeAddresses {
+            listen,
+            advertise: listen.to_string(),
+            peer_listen,
+            peer_advertise: peer_listen.to_string(),
+        }
+    }
+}
+
+pub(crate) fn init_node(
     dir: &Path,
     name: &str,
     org: &str,
     node_id: u64,
-    listen: SocketAddr,
-    advertise: &str,
+    addresses: NodeAddresses,
     origin: &str,
 ) -> Result<InitializedNode> {
     std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
     let key = generate_key();
     let signer = NoteSigner::new(name, key.clone()).context("invalid node name")?;
     write_private_key(&dir.join("node.key"), &key)?;
+    let tls = TlsIdentity::generate(node_id).context("making the peer TLS certificate")?;
+    tls.write(&dir.join("tls.crt"), &dir.join("tls.key"))
+        .context("writing the peer TLS certificate")?;
     let admin_key = generate_key();
     write_private_key(&dir.join("admin.key"), &admin_key)?;
     let config = NodeConfig {
@@ -133,13 +205,18 @@ fn init_node(
         origin: origin.to_string(),
         data_dir: PathBuf::from("data"),
         key_file: PathBuf::from("node.key"),
-        listen,
+        listen: addresses.listen,
+        peer_listen: addresses.peer_listen,
+        tls_certificate_file: PathBuf::from("tls.crt"),
+        tls_key_file: PathBuf::from("tls.key"),
         admin_keys: vec![hex::encode(admin_key.verifying_key().as_bytes())],
         cosign_threshold: None,
         initial_voters: vec![node_id],
         peers: vec![PeerConfig {
             id: node_id,
-            address: advertise.to_string(),
+            address: addresses.advertise,
+            peer_address: addresses.peer_advertise,
+            tls_fingerprint: tls.fingerprint().to_string(),
             verifier_key: signer.verifier().to_string(),
             organisation: org.to_string(),
         }],
@@ -157,7 +234,7 @@ fn init_node(
     })
 }
 
-fn write_config(path: &Path, config: &NodeConfig) -> Result<()> {
+pub(crate) fn write_config(path: &Path, config: &NodeConfig) -> Result<()> {
     let text = format!(
         "# bboard node configuration. Paths are relative to this file.\n\
          # `peers` lists every node of the cluster (this one included); all nodes of a\n\
@@ -170,25 +247,34 @@ fn write_config(path: &Path, config: &NodeConfig) -> Result<()> {
 pub fn run(args: NodeArgs) -> Result<()> {
     match args.command {
         NodeCommand::Init(args) => {
-            let advertise = args.advertise.unwrap_or_else(|| args.listen.to_string());
+            let addresses = NodeAddresses::with_defaults(
+                args.listen,
+                args.advertise,
+                args.peer_listen,
+                args.peer_advertise,
+            )?;
             let node = init_node(
                 &args.dir,
                 &args.name,
                 &args.org,
                 args.node_id,
-                args.listen,
-                &advertise,
+                addresses,
                 &args.origin,
             )?;
             println!("node initialised in {}", args.dir.display());
             println!("  config:        {}", node.config_path.display());
             println!("  verifier key:  {}", node.config.peers[0].verifier_key);
+            println!("  peer address:  {}", node.config.peers[0].peer_address);
+            println!(
+                "  tls fingerprint: {}",
+                node.config.peers[0].tls_fingerprint
+            );
             println!(
                 "  admin key:     {} (public {})",
                 args.dir.join("admin.key").display(),
                 hex::encode(node.admin_key.verifying_key().as_bytes())
             );
-            println!("Share the verifier key with the other organisations; list every node under [[peers]].");
+            println!("Share the verifier key, peer address and TLS fingerprint with the other organisations; list every node under [[peers]].");
             Ok(())
         }
         NodeCommand::Rebuild(args) => rebuild(args),
@@ -335,10 +421,11 @@ fn rebuild(args: RebuildArgs) -> Result<()> {
         toml::from_str(&text).with_context(|| format!("parsing {}", args.config.display()))?;
     let old_id = config.node_id;
     let new_config = rebuilt_config(&raw, args.new_node_id)?;
-    let address = config
+    let own = config
         .own_peer()
-        .map(|p| p.address.clone())
+        .cloned()
         .context("the node is not listed in its own peers")?;
+    let address = own.address.clone();
     let voters: Vec<u64> = match args.voters {
         Some(voters) => voters,
         None => config
@@ -432,6 +519,10 @@ fn rebuild(args: RebuildArgs) -> Result<()> {
             &AdminSubcommand::AddLearner {
                 id: new_id,
                 address: address.clone(),
+                // The other nodes know this node by its old id: the membership tells
+                // them the new id's peer address and (unchanged) certificate.
+                peer_address: Some(own.peer_address.clone()),
+                tls_fingerprint: Some(own.tls_fingerprint.clone()),
             },
             timeout,
         )
@@ -496,6 +587,7 @@ pub fn genesis_envelope(origin: &str, authority: &SigningKey, description: &str)
             origin: origin.to_string(),
             authority_keys: vec![authority.verifying_key().as_bytes().to_vec()],
             description: description.to_string(),
+            organisations: Vec::new(),
         })),
     };
     SignedEnvelope::sign_body(&body, authority)
@@ -564,159 +656,4 @@ pub fn run_genesis(args: GenesisArgs) -> Result<()> {
         response.duplicate
     );
     Ok(())
-}
-
-#[derive(clap::Args)]
-pub struct DevclusterArgs {
-    /// Number of nodes.
-    #[arg(long, default_value_t = 3)]
-    nodes: u64,
-    /// Directory holding every node's keys, config and data (reused on restart).
-    #[arg(long, default_value = "bboard-devcluster")]
-    dir: PathBuf,
-    /// gRPC port of node 1; node i listens on base_port + i - 1 (0: any free ports).
-    #[arg(long, default_value_t = 7101)]
-    base_port: u16,
-    /// Board origin.
-    #[arg(long, default_value = "dev.bboard.local/election")]
-    origin: String,
-}
-
-/// A free TCP port on 127.0.0.1 (bound, then released for the node to bind).
-fn free_port() -> Result<u16> {
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").context("finding a free port")?;
-    Ok(listener.local_addr()?.port())
-}
-
-/// A local cluster running in this process.
-pub struct DevCluster {
-    /// The nodes.
-    pub nodes: Vec<RunningNode>,
-    /// gRPC endpoints.
-    pub endpoints: Vec<String>,
-    /// The board authority's key.
-    pub authority: SigningKey,
-    /// Directory of the cluster.
-    pub dir: PathBuf,
-}
-
-/// Creates (or reopens) and starts a local cluster, and posts the genesis if needed.
-pub async fn start_devcluster(
-    dir: &Path,
-    nodes: u64,
-    base_port: u16,
-    origin: &str,
-) -> Result<DevCluster> {
-    if nodes == 0 || nodes > 9 {
-        bail!("--nodes must be between 1 and 9");
-    }
-    let authority_path = dir.join("authority.key");
-    let fresh = !authority_path.exists();
-    let mut configs = Vec::new();
-    if fresh {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let authority = generate_key();
-        write_private_key(&authority_path, &authority)?;
-        let mut initialized = Vec::new();
-        for id in 1..=nodes {
-            let port = if base_port == 0 {
-                free_port()?
-            } else {
-                base_port + id as u16 - 1
-            };
-            let listen: SocketAddr = format!("127.0.0.1:{port}").parse()?;
-            let node_dir = dir.join(format!("node{id}"));
-            initialized.push(init_node(
-                &node_dir,
-                &format!("dev-node-{id}"),
-                &format!("org-{id}"),
-                id,
-                listen,
-                &listen.to_string(),
-                origin,
-            )?);
-        }
-        let peers: Vec<PeerConfig> = initialized
-            .iter()
-            .map(|n| n.config.peers[0].clone())
-            .collect();
-        let admin_keys: Vec<String> = initialized
-            .iter()
-            .flat_map(|n| n.config.admin_keys.clone())
-            .collect();
-        let trusted: String = peers
-            .iter()
-            .map(|p| format!("{}\n", p.verifier_key))
-            .collect();
-        std::fs::write(dir.join("trusted-keys.txt"), trusted)
-            .with_context(|| format!("writing {}", dir.join("trusted-keys.txt").display()))?;
-        for node in initialized {
-            let mut config = node.config;
-            config.peers = peers.clone();
-            config.initial_voters = peers.iter().map(|p| p.id).collect();
-            config.admin_keys = admin_keys.clone();
-            write_config(&node.config_path, &config)?;
-        }
-    }
-    for id in 1..=nodes {
-        let path = dir.join(format!("node{id}")).join("config.toml");
-        configs.push(NodeConfig::load(&path)?);
-    }
-    let authority = read_private_key(&authority_path)?;
-    let mut running = Vec::new();
-    for config in configs {
-        let id = config.node_id;
-        running.push(
-            start(config)
-                .await
-                .with_context(|| format!("starting node {id}"))?,
-        );
-    }
-    let endpoints: Vec<String> = running.iter().map(|n| n.local_addr.to_string()).collect();
-    let origin = running[0].shared.config.origin.clone();
-    if fresh {
-        let genesis = genesis_envelope(&origin, &authority, "local development cluster");
-        append_with_retry(&endpoints[0], &genesis, Duration::from_secs(30))
-            .await
-            .context("posting the board genesis")?;
-    }
-    Ok(DevCluster {
-        nodes: running,
-        endpoints,
-        authority,
-        dir: dir.to_path_buf(),
-    })
-}
-
-pub fn run_devcluster(args: DevclusterArgs) -> Result<()> {
-    runtime()?.block_on(async {
-        let cluster = start_devcluster(&args.dir, args.nodes, args.base_port, &args.origin).await?;
-        println!(
-            "local cluster of {} nodes is up (board origin {}):",
-            args.nodes, args.origin
-        );
-        for (i, endpoint) in cluster.endpoints.iter().enumerate() {
-            println!("  node {}: grpc {endpoint}", i + 1);
-        }
-        println!(
-            "authority key: {} (public {})",
-            cluster.dir.join("authority.key").display(),
-            hex::encode(cluster.authority.verifying_key().as_bytes())
-        );
-        println!(
-            "trusted node keys: {}",
-            cluster.dir.join("trusted-keys.txt").display()
-        );
-        println!("try: bboard status --endpoint {}", cluster.endpoints[0]);
-        println!(
-            "Ctrl-C stops the cluster; data stays in {}",
-            cluster.dir.display()
-        );
-        wait_for_stop_signal().await;
-        println!("stopping");
-        for node in cluster.nodes {
-            node.shutdown().await;
-        }
-        Ok(())
-    })
 }

@@ -31,6 +31,25 @@ use bboard_testkit::{note, now_unix_ms};
 /// The `bboard` binary the nodes run.
 const BIN: &str = env!("CARGO_BIN_EXE_bboard");
 
+/// Declares each `test => scenario` as its own `#[ignore]`d test that runs the async
+/// scenario serially (one multi-process cluster at a time), so that `cargo test -p
+/// bboard-cli --test chaos NAME -- --ignored` runs one of them by name.
+macro_rules! chaos_tests {
+    ($($name:ident => $scenario:ident;)*) => {$(
+        #[test]
+        // A literal: libtest drops a reason built by `concat!`.
+        #[ignore = "multi-process, about a minute; run one with: cargo test -p bboard-cli --test chaos NAME -- --ignored"]
+        fn $name() {
+            serially($scenario());
+        }
+    )*};
+}
+
+chaos_tests! {
+    kill_leader_mid_load_loses_nothing => kill_leader_mid_load;
+    learner_joins_from_a_snapshot_of_50k_entries => learner_joins_from_a_snapshot;
+}
+
 /// The kill of a leader, as seen by the clients.
 struct KillMark {
     at: Instant,
@@ -79,28 +98,77 @@ impl Acks {
     }
 }
 
-/// One load-generating client.
+/// Which endpoints a load's clients send to.
+#[derive(Clone, Copy)]
+enum Route {
+    /// Each client starts at its own endpoint and moves on after every batch, so the
+    /// load spreads over the nodes.
+    Rotate,
+    /// Every client starts at this endpoint (moving on only on failures).
+    Only(usize),
+}
+
+impl Load {
+    /// `count` entries per client over `endpoints` by `route`, in AppendMany calls of
+    /// `batch`, verifying every `verify_every`-th receipt, for at most `run_for_secs`
+    /// from now.
+    fn new(
+        endpoints: &[String],
+        route: Route,
+        policy: &CosignaturePolicy,
+        count: u64,
+        (batch, verify_every): (usize, u64),
+        run_for_secs: u64,
+    ) -> Self {
+        Load {
+            count,
+            batch,
+            endpoints: endpoints.to_vec(),
+            route,
+            verify_every,
+            policy: policy.clone(),
+            deadline: Instant::now() + Duration::from_secs(run_for_secs),
+        }
+    }
+}
+
+/// The load of one run: what every client does.
 #[derive(Clone)]
-struct ClientPlan {
-    key: SigningKey,
-    first_seq: u64,
+struct Load {
+    /// Entries per client.
     count: u64,
+    /// Envelopes per AppendMany call.
     batch: usize,
     endpoints: Vec<String>,
-    /// Start at this endpoint; when `rotate` also move on after every batch.
-    first_endpoint: usize,
-    rotate: bool,
+    /// Which endpoints the clients use.
+    route: Route,
     /// Verify every n-th receipt cryptographically (all are checked for their index).
     verify_every: u64,
     policy: CosignaturePolicy,
     deadline: Instant,
 }
 
+/// One load-generating client: its key, its sequence numbers and endpoint, the load.
+struct ClientPlan {
+    key: SigningKey,
+    first_seq: u64,
+    first_endpoint: usize,
+    load: Load,
+}
+
+/// The fixture authority and one terminal key per client (seeds 100, 101, …).
+fn authority_and_terminals(clients: u64) -> (SigningKey, Vec<SigningKey>) {
+    let terminals = (0..clients)
+        .map(|c| SigningKey::from_bytes(&[100 + c as u8; 32]))
+        .collect();
+    (SigningKey::from_bytes(&[1; 32]), terminals)
+}
+
 /// Starts one client per terminal key, each with its own sequence numbers; a client
 /// that rotates starts at its own endpoint, so the load spreads over the nodes.
 fn spawn_clients(
     terminals: &[SigningKey],
-    template: &ClientPlan,
+    load: &Load,
     acks: &Arc<Mutex<Acks>>,
 ) -> Vec<tokio::task::JoinHandle<()>> {
     terminals
@@ -110,12 +178,11 @@ fn spawn_clients(
             let plan = ClientPlan {
                 key: key.clone(),
                 first_seq: 1_000_000 * (c as u64 + 1),
-                first_endpoint: if template.rotate {
-                    c
-                } else {
-                    template.first_endpoint
+                first_endpoint: match load.route {
+                    Route::Rotate => c,
+                    Route::Only(endpoint) => endpoint,
                 },
-                ..template.clone()
+                load: load.clone(),
             };
             tokio::spawn(run_client(plan, acks.clone()))
         })
@@ -147,22 +214,23 @@ async fn join_clients(
 /// Appends `count` notes with AppendMany, retrying the same envelopes on the next
 /// endpoint after transient failures; records every acknowledgement in `acks`.
 async fn run_client(plan: ClientPlan, acks: Arc<Mutex<Acks>>) {
+    let load = &plan.load;
     let mut endpoint = plan.first_endpoint;
     let mut seq = plan.first_seq;
-    let end = plan.first_seq + plan.count;
+    let end = plan.first_seq + load.count;
     while seq < end {
-        let n = (end - seq).min(plan.batch as u64);
+        let n = (end - seq).min(load.batch as u64);
         let mut pending: Vec<SignedEnvelope> = (seq..seq + n).map(|s| note(&plan.key, s)).collect();
         seq += n;
         let mut attempts = 0;
         while !pending.is_empty() {
             attempts += 1;
             assert!(
-                attempts <= 500 && Instant::now() < plan.deadline,
+                attempts <= 500 && Instant::now() < load.deadline,
                 "client gave up: {} envelopes still unacknowledged after {attempts} attempts",
                 pending.len()
             );
-            let address = &plan.endpoints[endpoint % plan.endpoints.len()];
+            let address = &load.endpoints[endpoint % load.endpoints.len()];
             let request = pb::AppendManyRequest {
                 envelopes: pending.iter().map(SignedEnvelope::to_proto).collect(),
             };
@@ -188,10 +256,10 @@ async fn run_client(plan: ClientPlan, acks: Arc<Mutex<Acks>>) {
                     Some(pb::append_outcome::Outcome::Appended(response)) => {
                         let proto = response.receipt.as_ref().expect("receipt");
                         let index = proto.leaf_index;
-                        let timestamp = if index % plan.verify_every == 0 {
+                        let timestamp = if index % load.verify_every == 0 {
                             let verified = Receipt::from_proto(proto)
                                 .unwrap()
-                                .verify(&plan.policy)
+                                .verify(&load.policy)
                                 .unwrap_or_else(|e| panic!("receipt of leaf {index}: {e}"));
                             assert_eq!(verified.leaf.envelope.id(), envelope.id());
                             verified.leaf.timestamp_unix_ms
@@ -224,16 +292,10 @@ async fn run_client(plan: ClientPlan, acks: Arc<Mutex<Acks>>) {
                 tokio::time::sleep(Duration::from_millis(50 + 20 * attempts.min(10))).await;
             }
         }
-        if plan.rotate {
+        if matches!(load.route, Route::Rotate) {
             endpoint += 1;
         }
     }
-}
-
-#[test]
-#[ignore = "multi-process, about a minute; run with: cargo test -p bboard-cli --test chaos kill_leader -- --ignored"]
-fn kill_leader_mid_load_loses_nothing() {
-    serially(kill_leader_mid_load());
 }
 
 async fn kill_leader_mid_load() {
@@ -251,10 +313,7 @@ async fn kill_leader_mid_load() {
     assert_eq!(policy.threshold(), 2);
     find_leader(&endpoints, Duration::from_secs(30)).await;
 
-    let authority = SigningKey::from_bytes(&[1; 32]);
-    let terminals: Vec<SigningKey> = (0..CLIENTS)
-        .map(|c| SigningKey::from_bytes(&[100 + c as u8; 32]))
-        .collect();
+    let (authority, terminals) = authority_and_terminals(CLIENTS);
     let setup = genesis_and_keys(&endpoints, &policy, &authority, &terminals).await;
     let acks = Arc::new(Mutex::new(Acks::default()));
     for (id, index) in &setup {
@@ -263,23 +322,16 @@ async fn kill_leader_mid_load() {
     let setup_entries = setup.len();
 
     let load_started = Instant::now();
-    let deadline = load_started + Duration::from_secs(300);
-    let tasks = spawn_clients(
-        &terminals,
-        &ClientPlan {
-            key: terminals[0].clone(),
-            first_seq: 0,
-            count: TOTAL / CLIENTS,
-            batch: 20,
-            endpoints: endpoints.clone(),
-            first_endpoint: 0,
-            rotate: true,
-            verify_every: 1,
-            policy: policy.clone(),
-            deadline,
-        },
-        &acks,
+    let load = Load::new(
+        &endpoints,
+        Route::Rotate,
+        &policy,
+        TOTAL / CLIENTS,
+        (20, 1),
+        300,
     );
+    let deadline = load.deadline;
+    let tasks = spawn_clients(&terminals, &load, &acks);
 
     // Wait for ~3,000 acknowledged entries, then SIGKILL the leader.
     for _ in 0..20_000 {
@@ -386,12 +438,6 @@ async fn kill_leader_mid_load() {
     );
 }
 
-#[test]
-#[ignore = "multi-process, about a minute; run with: cargo test -p bboard-cli --test chaos learner -- --ignored"]
-fn learner_joins_from_a_snapshot_of_50k_entries() {
-    serially(learner_joins_from_a_snapshot());
-}
-
 async fn learner_joins_from_a_snapshot() {
     const CLIENTS: u64 = 5;
     const TOTAL: u64 = 50_000;
@@ -417,32 +463,22 @@ async fn learner_joins_from_a_snapshot() {
     );
     let leader = find_leader(&voters, Duration::from_secs(30)).await;
 
-    let authority = SigningKey::from_bytes(&[1; 32]);
-    let terminals: Vec<SigningKey> = (0..CLIENTS)
-        .map(|c| SigningKey::from_bytes(&[100 + c as u8; 32]))
-        .collect();
+    let (authority, terminals) = authority_and_terminals(CLIENTS);
     let setup = genesis_and_keys(&voters, &policy, &authority, &terminals).await;
 
     // Load: every client sends AppendMany calls of 250 envelopes to the leader.
     let acks = Arc::new(Mutex::new(Acks::default()));
     let load_started = Instant::now();
-    let deadline = load_started + Duration::from_secs(400);
-    let tasks = spawn_clients(
-        &terminals,
-        &ClientPlan {
-            key: terminals[0].clone(),
-            first_seq: 0,
-            count: TOTAL / CLIENTS,
-            batch: 250,
-            endpoints: voters.clone(),
-            first_endpoint: leader,
-            rotate: false,
-            verify_every: 97,
-            policy: policy.clone(),
-            deadline,
-        },
-        &acks,
+    let load = Load::new(
+        &voters,
+        Route::Only(leader),
+        &policy,
+        TOTAL / CLIENTS,
+        (250, 97),
+        400,
     );
+    let deadline = load.deadline;
+    let tasks = spawn_clients(&terminals, &load, &acks);
     let acks = join_clients(tasks, deadline, acks).await;
     let load_time = load_started.elapsed();
     let total = setup.len() as u64 + TOTAL;

@@ -67,7 +67,7 @@ fn demo_runs_a_verifiable_election() {
     let mut sizes = Vec::new();
     for db_path in dbs {
         let db = bboard_node::log_store::open_db(&db_path).expect("open sled");
-        let store = BoardStore::open(&db, "board", ORIGIN).expect("open board");
+        let store = BoardStore::open(&db, ORIGIN).expect("open board");
         let (mut ballots, mut spoiled, mut index) = (0, 0, 0);
         while let Some(leaf) = store.leaf(index).expect("read leaf") {
             let record = decode_leaf(&leaf).expect("leaf decodes");

@@ -353,6 +353,7 @@ async fn witness_refuses_forks(cluster: &mut Cluster, endpoint: &str, forged: &s
     cluster.nodes.push(NodeProc {
         id: 99,
         address: listen.clone(),
+        peer_address: String::new(),
         dir: witness_dir.clone(),
         config_path: PathBuf::new(),
         log_path: witness_dir.join("witness.log"),

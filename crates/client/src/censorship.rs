@@ -496,21 +496,18 @@ pub async fn check_censorship_evidence(
 #[cfg(test)]
 mod tests {
     use bboard_core::alarm::sign_alarm;
-    use bboard_core::checkpoint::{Checkpoint, NoteSigner, SignedCheckpoint};
+    use bboard_core::checkpoint::{Checkpoint, SignedCheckpoint};
     use bboard_core::envelope::SignedEnvelope;
     use bboard_merkle::{Blake3Hasher, TreeHasher};
+    use bboard_testkit::fixture_node as node;
     use ed25519_dalek::SigningKey;
 
     use super::*;
 
     const ORIGIN: &str = "bboard.test/censorship";
 
-    fn node(i: u8) -> NoteSigner {
-        NoteSigner::new(&format!("node-{i}"), SigningKey::from_bytes(&[i; 32])).unwrap()
-    }
-
     fn policy() -> CosignaturePolicy {
-        CosignaturePolicy::new(ORIGIN, (1..=3).map(|i| node(i).verifier()).collect(), 2).unwrap()
+        bboard_testkit::fixture_policy(ORIGIN)
     }
 
     fn terminal() -> SigningKey {

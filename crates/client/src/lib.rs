@@ -66,8 +66,3 @@ pub use types::{
     AppendResult, BoardEvent, CheckpointInfo, ClientOptions, Entry, EnvelopeOnBoard,
     VerifiedConsistency, VerifiedInclusion, WatchStream, DEFAULT_MAX_MESSAGE_BYTES,
 };
-
-#[cfg(test)]
-mod test_support;
-#[cfg(test)]
-mod tests;

@@ -133,6 +133,7 @@ mod tests {
                 pb::AddLearnerCommand {
                     node_id: 4,
                     address: "127.0.0.1:7004".into(),
+                    ..Default::default()
                 },
             )),
             node_id: 1,

@@ -48,6 +48,18 @@ pub struct KeyGrant {
 }
 
 impl KeyGrant {
+    /// A board-level grant of `role` made by the genesis (leaf 0).
+    fn at_genesis(role: Role, label: &str) -> Self {
+        KeyGrant {
+            role: role as i32,
+            election_id: String::new(),
+            precinct_id: String::new(),
+            label: label.to_owned(),
+            registered_at: 0,
+            revoked_at: None,
+        }
+    }
+
     /// The role as the protobuf enum (unknown values map to `Unspecified`).
     pub fn role(&self) -> Role {
         Role::try_from(self.role).unwrap_or(Role::Unspecified)
@@ -132,6 +144,68 @@ pub enum Effect {
     PutState(Vec<u8>, Vec<u8>),
 }
 
+/// State key of the number of organisations the genesis names (big-endian u64): what
+/// a membership authorisation needs a majority of.
+pub const ORGANISATIONS_STATE: &[u8] = b"membership/organisations";
+
+/// The admin keys of the genesis `organisations` as `ROLE_ADMIN` grants labelled with
+/// the organisation's name, and their count; `authorities` are the effects so far (a
+/// key holds one role).
+fn genesis_organisations(
+    genesis: &pb::BoardGenesis,
+    authorities: &[Effect],
+) -> Result<Vec<Effect>, Rejection> {
+    let mut effects: Vec<Effect> = Vec::new();
+    let mut names: Vec<&str> = Vec::new();
+    for organisation in &genesis.organisations {
+        let name = organisation.name.as_str();
+        if name.is_empty() || names.contains(&name) {
+            return Err(reject(
+                RejectCode::InvalidArgument,
+                format!("genesis organisation names must be distinct and non-empty ({name:?})"),
+            ));
+        }
+        names.push(name);
+        if organisation.admin_keys.is_empty() {
+            return Err(reject(
+                RejectCode::InvalidArgument,
+                format!("genesis organisation {name:?} names no admin key"),
+            ));
+        }
+        for key in &organisation.admin_keys {
+            let parsed = crate::envelope::parse_public_key(key).map_err(|e| {
+                reject(
+                    RejectCode::InvalidArgument,
+                    format!("admin key of {name:?}: {e}"),
+                )
+            })?;
+            let bytes = *parsed.as_bytes();
+            let taken = authorities
+                .iter()
+                .chain(&effects)
+                .any(|effect| matches!(effect, Effect::PutKey(existing, _) if *existing == bytes));
+            if taken {
+                return Err(reject(
+                    RejectCode::InvalidArgument,
+                    format!(
+                        "admin key {} of {name:?} is named twice in the genesis",
+                        hex::encode(bytes)
+                    ),
+                ));
+            }
+            effects.push(Effect::PutKey(
+                bytes,
+                KeyGrant::at_genesis(Role::Admin, name),
+            ));
+        }
+    }
+    effects.push(Effect::PutState(
+        ORGANISATIONS_STATE.to_vec(),
+        (names.len() as u64).to_be_bytes().to_vec(),
+    ));
+    Ok(effects)
+}
+
 /// What happened to one leaf of a batch.
 #[derive(Clone, Debug, PartialEq, Eq, serde::Serialize, serde::Deserialize)]
 pub enum Outcome {
@@ -180,6 +254,7 @@ fn role_may_post(role: Role, kind: &Kind) -> bool {
         Kind::PrecinctProtocol(_) => role == Role::PrecinctCommission,
         Kind::CheckpointCosignatures(_) => role == Role::Node || role == Role::Authority,
         Kind::Note(_) => role != Role::Unspecified,
+        Kind::MembershipAuthorisation(_) => role == Role::Admin,
     }
 }
 
@@ -202,6 +277,7 @@ pub fn kind_name(kind: &Kind) -> &'static str {
         Kind::Result(_) => "ElectionResult",
         Kind::CheckpointCosignatures(_) => "CheckpointCosignatures",
         Kind::Note(_) => "Note",
+        Kind::MembershipAuthorisation(_) => "MembershipAuthorisation",
     }
 }
 
@@ -421,6 +497,12 @@ impl<'v, V: BoardView> BatchApplier<'v, V> {
                 Ok(()) => Vec::new(),
                 Err(rejection) => return Ok(Err(rejection)),
             },
+            Kind::MembershipAuthorisation(authorisation) => {
+                match self.check_membership_authorisation(&body, authorisation)? {
+                    Ok(()) => Vec::new(),
+                    Err(rejection) => return Ok(Err(rejection)),
+                }
+            }
             _ => Vec::new(),
         };
         let entry = crate::election::EntryContext {
@@ -492,20 +574,14 @@ impl<'v, V: BoardView> BatchApplier<'v, V> {
             }
             effects.push(Effect::PutKey(
                 bytes,
-                KeyGrant {
-                    role: Role::Authority as i32,
-                    election_id: String::new(),
-                    precinct_id: String::new(),
-                    label: "genesis authority".into(),
-                    registered_at: 0,
-                    revoked_at: None,
-                },
+                KeyGrant::at_genesis(Role::Authority, "genesis authority"),
             ));
         }
-        if !effects
+        let signed_by_authority = effects
             .iter()
-            .any(|effect| matches!(effect, Effect::PutKey(key, _) if *key == signer))
-        {
+            .any(|effect| matches!(effect, Effect::PutKey(key, _) if *key == signer));
+        effects.extend(genesis_organisations(genesis, &effects)?);
+        if !signed_by_authority {
             return Err(reject(
                 RejectCode::PermissionDenied,
                 "genesis must be signed by one of the authority keys it names",
@@ -561,6 +637,74 @@ impl<'v, V: BoardView> BatchApplier<'v, V> {
                 revoked_at: None,
             },
         )]))
+    }
+
+    /// A membership authorisation must cover one membership change, be board-level,
+    /// and carry valid signatures by active admin keys of a strict majority of the
+    /// genesis organisations.
+    fn check_membership_authorisation(
+        &self,
+        body: &pb::EntryBody,
+        authorisation: &pb::MembershipAuthorisation,
+    ) -> Result<Result<(), Rejection>, V::Error> {
+        use crate::election::StateRead as _;
+        if !body.election_id.is_empty() {
+            return Ok(Err(reject(
+                RejectCode::InvalidArgument,
+                "a membership authorisation is board-level: election_id must be empty",
+            )));
+        }
+        let invalid = |e: crate::membership::MembershipError| {
+            Err(reject(RejectCode::InvalidArgument, e.to_string()))
+        };
+        if let Err(e) = crate::membership::change_of(authorisation) {
+            return Ok(invalid(e));
+        }
+        let signers = match crate::membership::verified_signers(authorisation) {
+            Ok(signers) => signers,
+            Err(e) => return Ok(invalid(e)),
+        };
+        let organisations = self
+            .get(ORGANISATIONS_STATE)?
+            .and_then(|bytes| <[u8; 8]>::try_from(bytes.as_slice()).ok())
+            .map_or(0, u64::from_be_bytes) as usize;
+        if organisations == 0 {
+            return Ok(Err(reject(
+                RejectCode::FailedPrecondition,
+                "the genesis names no organisations: no membership change can be authorised",
+            )));
+        }
+        let mut signed_for: Vec<String> = Vec::new();
+        for signer in &signers {
+            match self.key(signer)? {
+                Some(grant) if grant.role() == Role::Admin && grant.is_active() => {
+                    if !signed_for.contains(&grant.label) {
+                        signed_for.push(grant.label);
+                    }
+                }
+                _ => {
+                    return Ok(Err(reject(
+                        RejectCode::PermissionDenied,
+                        format!(
+                            "{} is not an active admin key of an organisation",
+                            hex::encode(signer)
+                        ),
+                    )))
+                }
+            }
+        }
+        let needed = crate::membership::majority(organisations);
+        if signed_for.len() < needed {
+            return Ok(Err(reject(
+                RejectCode::PermissionDenied,
+                format!(
+                    "signed for {} of {organisations} organisations ({}); a membership change needs {needed}",
+                    signed_for.len(),
+                    signed_for.join(", ")
+                ),
+            )));
+        }
+        Ok(Ok(()))
     }
 
     /// A recorded checkpoint must be a well-formed signed note of this board, of a size
@@ -667,6 +811,11 @@ mod tests {
     }
 
     fn genesis(authority: &SigningKey) -> Vec<u8> {
+        genesis_with(authority, Vec::new())
+    }
+
+    /// A genesis naming `authority` and `organisations`.
+    fn genesis_with(authority: &SigningKey, organisations: Vec<pb::Organisation>) -> Vec<u8> {
         leaf(
             authority,
             "",
@@ -674,6 +823,7 @@ mod tests {
                 origin: ORIGIN.into(),
                 authority_keys: vec![authority.verifying_key().as_bytes().to_vec()],
                 description: String::new(),
+                organisations,
             }),
             1,
         )
@@ -708,6 +858,32 @@ mod tests {
         )
     }
 
+    /// The authority `key(1)`, the key `key(seed)` it registers for `role` in
+    /// `election` (leaf 1), and the board after the genesis, that registration and
+    /// `more`.
+    fn with_registered(
+        role: Role,
+        election: &str,
+        seed: u8,
+        more: &[Vec<u8>],
+    ) -> (SigningKey, SigningKey, MemoryBoard) {
+        let (authority, registered) = (key(1), key(seed));
+        let mut leaves = vec![
+            genesis(&authority),
+            register(&authority, &registered, role, election, 2),
+        ];
+        leaves.extend_from_slice(more);
+        let board = board_after(&leaves);
+        (authority, registered, board)
+    }
+
+    /// A board that applied `leaves` (one batch).
+    fn board_after(leaves: &[Vec<u8>]) -> MemoryBoard {
+        let mut board = MemoryBoard::new(ORIGIN);
+        board.apply_batch(leaves);
+        board
+    }
+
     fn rejected_with(outcome: &Outcome, code: RejectCode) -> bool {
         matches!(outcome, Outcome::Rejected(r) if r.code == code)
     }
@@ -725,6 +901,7 @@ mod tests {
                 origin: "other".into(),
                 authority_keys: vec![authority.verifying_key().as_bytes().to_vec()],
                 description: String::new(),
+                organisations: Vec::new(),
             }),
             1,
         );
@@ -751,6 +928,7 @@ mod tests {
                 origin: ORIGIN.into(),
                 authority_keys: vec![key(1).verifying_key().as_bytes().to_vec()],
                 description: String::new(),
+                organisations: Vec::new(),
             }),
             1,
         );
@@ -763,10 +941,9 @@ mod tests {
 
     #[test]
     fn unregistered_and_revoked_signers_are_refused() {
-        let mut board = MemoryBoard::new(ORIGIN);
         let authority = key(1);
         let terminal = key(2);
-        board.apply_batch(&[genesis(&authority)]);
+        let mut board = board_after(&[genesis(&authority)]);
         assert!(rejected_with(
             &board.apply_batch(&[note(&terminal, "e", 2)])[0],
             RejectCode::PermissionDenied
@@ -809,13 +986,7 @@ mod tests {
 
     #[test]
     fn roles_and_election_scope_are_enforced() {
-        let mut board = MemoryBoard::new(ORIGIN);
-        let authority = key(1);
-        let terminal = key(2);
-        board.apply_batch(&[
-            genesis(&authority),
-            register(&authority, &terminal, Role::Terminal, "e1", 2),
-        ]);
+        let (_, terminal, mut board) = with_registered(Role::Terminal, "e1", 2, &[]);
         // A terminal may not register keys.
         let out = board.apply_batch(&[register(&terminal, &key(3), Role::Terminal, "e1", 3)]);
         assert!(rejected_with(&out[0], RejectCode::PermissionDenied));
@@ -826,9 +997,8 @@ mod tests {
 
     #[test]
     fn duplicates_return_the_original_index_and_add_nothing() {
-        let mut board = MemoryBoard::new(ORIGIN);
         let authority = key(1);
-        board.apply_batch(&[genesis(&authority)]);
+        let mut board = board_after(&[genesis(&authority)]);
         let entry = note(&authority, "", 2);
         // Same envelope with another leaf timestamp is still the same entry.
         let mut same_envelope_later = decode_leaf(&entry).unwrap();
@@ -850,8 +1020,7 @@ mod tests {
 
     #[test]
     fn garbage_leaves_are_rejected_not_panics() {
-        let mut board = MemoryBoard::new(ORIGIN);
-        board.apply_batch(&[genesis(&key(1))]);
+        let mut board = board_after(&[genesis(&key(1))]);
         let out = board.apply_batch(&[vec![], vec![0xff; 10], b"\x12\x00".to_vec()]);
         assert!(out
             .iter()
@@ -861,9 +1030,8 @@ mod tests {
 
     #[test]
     fn terminal_registration_needs_a_precinct() {
-        let mut board = MemoryBoard::new(ORIGIN);
         let authority = key(1);
-        board.apply_batch(&[genesis(&authority)]);
+        let mut board = board_after(&[genesis(&authority)]);
         let no_precinct = leaf(
             &authority,
             "e",
@@ -906,14 +1074,8 @@ mod tests {
     fn recorded_checkpoints_must_match_the_board() {
         use crate::checkpoint::{Checkpoint, NoteSigner, SignedCheckpoint};
         use bboard_merkle::TreeSize;
-        let mut board = MemoryBoard::new(ORIGIN);
-        let authority = key(1);
-        let node = key(4);
-        board.apply_batch(&[
-            genesis(&authority),
-            register(&authority, &node, Role::Node, "", 2),
-            note(&authority, "", 3),
-        ]);
+        let (authority, node, mut board) =
+            with_registered(Role::Node, "", 4, &[note(&key(1), "", 3)]);
         let signer = NoteSigner::new("node-1", node.clone()).unwrap();
         let record = |size: u64, root: bboard_merkle::Hash, origin: &str, ts: u64| {
             let signed = SignedCheckpoint::sign(
@@ -980,5 +1142,125 @@ mod tests {
             &board.apply_batch(&[forged])[0],
             RejectCode::PermissionDenied
         ));
+    }
+
+    /// A board whose genesis names organisations A, B, C with admins 11, 12, 13 (and
+    /// a second admin 21 for A).
+    fn board_with_organisations(authority: &SigningKey) -> MemoryBoard {
+        let organisation = |name: &str, seeds: &[u8]| pb::Organisation {
+            name: name.into(),
+            admin_keys: seeds
+                .iter()
+                .map(|s| key(*s).verifying_key().as_bytes().to_vec())
+                .collect(),
+        };
+        let genesis = genesis_with(
+            authority,
+            vec![
+                organisation("A", &[11, 21]),
+                organisation("B", &[12]),
+                organisation("C", &[13]),
+            ],
+        );
+        let mut board = MemoryBoard::new(ORIGIN);
+        assert_eq!(
+            board.apply_batch(&[genesis]),
+            vec![Outcome::Appended { index: 0 }]
+        );
+        board
+    }
+
+    fn authorisation(poster: &SigningKey, signers: &[u8], ts: u64) -> Vec<u8> {
+        let command = pb::AdminCommand {
+            issued_unix_ms: ts,
+            node_id: 0,
+            command: Some(pb::admin_command::Command::ChangeMembership(
+                pb::ChangeMembershipCommand {
+                    voter_ids: vec![1, 2],
+                },
+            )),
+        };
+        let mut signed = crate::membership::authorise(&command, &key(signers[0]));
+        for seed in &signers[1..] {
+            crate::membership::countersign(&mut signed, &key(*seed));
+        }
+        leaf(poster, "", Kind::MembershipAuthorisation(signed), ts)
+    }
+
+    /// Posts an authorisation by `poster` signed by `signers` and checks the board
+    /// refuses it for lack of permission.
+    fn assert_refused(board: &mut MemoryBoard, poster: &SigningKey, signers: &[u8], ts: u64) {
+        let out = board.apply_batch(&[authorisation(poster, signers, ts)]);
+        assert!(
+            rejected_with(&out[0], RejectCode::PermissionDenied),
+            "signed by {signers:?}: {out:?}"
+        );
+    }
+
+    #[test]
+    fn a_membership_change_needs_the_admins_of_a_majority_of_organisations() {
+        let authority = key(1);
+        let mut board = board_with_organisations(&authority);
+        // One organisation, even with both its admins: refused.
+        assert_refused(&mut board, &key(11), &[11], 2);
+        assert_refused(&mut board, &key(11), &[11, 21], 3);
+        // Two of three organisations: admitted.
+        let out = board.apply_batch(&[authorisation(&key(12), &[11, 12], 4)]);
+        assert_eq!(out, vec![Outcome::Appended { index: 1 }]);
+        // Only an admin may post it, and an outsider's signature spoils it.
+        assert_refused(&mut board, &authority, &[11, 12], 5);
+        assert_refused(&mut board, &key(11), &[11, 12, 99], 6);
+        // A revoked admin no longer counts.
+        let revoke = leaf(
+            &authority,
+            "",
+            Kind::RevokeKey(pb::RevokeKey {
+                public_key: key(12).verifying_key().as_bytes().to_vec(),
+                reason: "lost".into(),
+            }),
+            7,
+        );
+        assert_eq!(
+            board.apply_batch(&[revoke]),
+            vec![Outcome::Appended { index: 2 }]
+        );
+        assert_refused(&mut board, &key(11), &[11, 12], 8);
+        let out = board.apply_batch(&[authorisation(&key(13), &[11, 13], 9)]);
+        assert_eq!(out, vec![Outcome::Appended { index: 3 }]);
+    }
+
+    #[test]
+    fn without_organisations_no_membership_change_is_authorised() {
+        let authority = key(1);
+        let mut board = board_after(&[genesis(&authority)]);
+        // Nobody holds ROLE_ADMIN: the poster is not even registered.
+        let out = board.apply_batch(&[authorisation(&key(11), &[11, 12], 2)]);
+        assert!(matches!(&out[0], Outcome::Rejected(_)), "{out:?}");
+    }
+
+    #[test]
+    fn genesis_organisations_are_distinct_and_hold_one_role_per_key() {
+        let authority = key(1);
+        let organisation = |name: &str, seed: u8| pb::Organisation {
+            name: name.into(),
+            admin_keys: vec![key(seed).verifying_key().as_bytes().to_vec()],
+        };
+        for bad in [
+            vec![organisation("A", 11), organisation("A", 12)],
+            vec![organisation("", 11)],
+            vec![organisation("A", 11), organisation("B", 11)],
+            vec![organisation("A", 1)],
+            vec![pb::Organisation {
+                name: "A".into(),
+                admin_keys: vec![],
+            }],
+        ] {
+            let out =
+                MemoryBoard::new(ORIGIN).apply_batch(&[genesis_with(&authority, bad.clone())]);
+            assert!(
+                rejected_with(&out[0], RejectCode::InvalidArgument),
+                "{bad:?}: {out:?}"
+            );
+        }
     }
 }

@@ -357,6 +357,7 @@ pub(crate) fn check_entry<S: StateRead>(
             | Kind::RevokeKey(_)
             | Kind::CheckpointCosignatures(_)
             | Kind::Note(_)
+            | Kind::MembershipAuthorisation(_)
     );
     let election = match load(state, election_id)? {
         Ok(election) => election,
@@ -396,7 +397,8 @@ pub(crate) fn check_entry<S: StateRead>(
         | Kind::Genesis(_)
         | Kind::RevokeKey(_)
         | Kind::CheckpointCosignatures(_)
-        | Kind::Note(_) => Ok(Vec::new()),
+        | Kind::Note(_)
+        | Kind::MembershipAuthorisation(_) => Ok(Vec::new()),
     })
 }
 

@@ -16,6 +16,10 @@ use prost::Message as _;
 use crate::envelope::{SignedEnvelope, MAX_BODY_BYTES};
 use crate::{pb, Error, Result};
 
+/// Largest leaf accepted anywhere: the largest envelope body plus room for the
+/// signer's key, the signature, the timestamp and the encoding's tags.
+pub const MAX_LEAF_BYTES: usize = MAX_BODY_BYTES + 256;
+
 /// A decoded and checked leaf.
 #[derive(Clone, Debug, PartialEq, Eq)]
 pub struct LeafRecord {
@@ -44,7 +48,7 @@ pub fn encode_leaf(timestamp_unix_ms: u64, envelope: &SignedEnvelope) -> Vec<u8>
 /// Decodes leaf bytes from an untrusted source: checks the encoding is canonical, the
 /// envelope is present and its signature verifies (strictly).
 pub fn decode_leaf(leaf_data: &[u8]) -> Result<LeafRecord> {
-    let limit = MAX_BODY_BYTES + 256;
+    let limit = MAX_LEAF_BYTES;
     if leaf_data.len() > limit {
         return Err(Error::TooLarge {
             what: "leaf",

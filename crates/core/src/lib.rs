@@ -37,6 +37,7 @@ pub mod envelope;
 mod error;
 pub mod evidence;
 pub mod leaf;
+pub mod membership;
 pub mod memory;
 pub mod receipt;
 pub mod tracking;

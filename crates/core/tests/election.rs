@@ -185,6 +185,7 @@ fn setup() -> World {
         origin: ORIGIN.into(),
         authority_keys: vec![pk(&authority)],
         description: String::new(),
+        organisations: Vec::new(),
     });
     assert!(matches!(
         world.post_as(&authority, "", genesis),

@@ -246,21 +246,14 @@ pub async fn publish_results(
 /// Re-derives the joint key from the commitments and public infos on the board.
 pub fn derive_from_board(view: &ElectionView) -> Result<pb::JointKey> {
     let threshold = view.threshold()?;
-    let crypto = |doing: &str| {
-        let doing = doing.to_string();
-        move |source| Error::Crypto {
-            doing,
-            source: Box::new(source),
-        }
-    };
     let infos = view
-        .public_infos()
-        .iter()
+        .messages::<pb::DkgPublicInfo>()
         .map(|m| PublicInfo::from_message(threshold, m))
         .collect::<Result<Vec<_>, _>>()
-        .map_err(crypto("a public info on the board"))?;
-    let key_set = derive_key_set(threshold, &view.commitments(), &infos).map_err(crypto(
-        "deriving the joint key from the board (is round 2 complete?)",
-    ))?;
+        .map_err(|source| view.crypto_error("a public info on the board", source))?;
+    let commitments: Vec<pb::DkgCommitment> =
+        view.messages::<pb::DkgCommitment>().cloned().collect();
+    let key_set = derive_key_set(threshold, &commitments, &infos)
+        .map_err(|source| view.crypto_error("deriving the joint key from the board", source))?;
     Ok(key_set.to_joint_key())
 }

@@ -7,6 +7,7 @@
 use std::time::Duration;
 
 use bboard_ballot::dkg::{KeySet, Threshold};
+use bboard_ballot::BallotError;
 use bboard_client::{AppendResult, BoardClient};
 use bboard_core::election::{tracking_code_of, TRACKING_CODE_LEN};
 use bboard_core::envelope::SignedEnvelope;
@@ -78,6 +79,46 @@ impl Posted {
     }
 }
 
+/// A message that is the body of one entry kind, so that the entries of a kind can be
+/// picked by type ([`ElectionView::of_kind`], [`ElectionView::messages`]).
+pub trait EntryKind: 'static {
+    /// The message, if `kind` is of this kind.
+    fn of(kind: &Kind) -> Option<&Self>;
+}
+
+/// Implements [`EntryKind`] for the message type of each `Kind` variant named.
+macro_rules! entry_kinds {
+    ($($variant:ident => $message:ty),* $(,)?) => {$(
+        impl EntryKind for $message {
+            fn of(kind: &Kind) -> Option<&Self> {
+                match kind {
+                    Kind::$variant(message) => Some(message),
+                    _ => None,
+                }
+            }
+        }
+    )*};
+}
+
+entry_kinds! {
+    Genesis => pb::BoardGenesis,
+    RegisterKey => pb::RegisterKey,
+    RevokeKey => pb::RevokeKey,
+    Manifest => pb::ElectionManifest,
+    PhaseChange => pb::PhaseChange,
+    DkgCommitment => pb::DkgCommitment,
+    DkgPublicInfo => pb::DkgPublicInfo,
+    DkgSecretShare => pb::DkgSecretShare,
+    JointKey => pb::JointKey,
+    Ballot => pb::Ballot,
+    SpoiledBallot => pb::SpoiledBallot,
+    PrecinctProtocol => pb::PrecinctProtocol,
+    DecryptionShare => pb::DecryptionShare,
+    Result => pb::ElectionResult,
+    CheckpointCosignatures => pb::CheckpointCosignatures,
+    Note => pb::Note,
+}
+
 /// An election as read from the board.
 #[derive(Clone, Debug)]
 pub struct ElectionView {
@@ -123,10 +164,7 @@ impl ElectionView {
         }
         let manifest = mine
             .iter()
-            .find_map(|p| match p.kind() {
-                Some(Kind::Manifest(m)) => Some(m.clone()),
-                _ => None,
-            })
+            .find_map(|p| p.kind().and_then(pb::ElectionManifest::of).cloned())
             .ok_or_else(|| Error::NoManifest {
                 election_id: election_id.to_string(),
             })?;
@@ -138,26 +176,27 @@ impl ElectionView {
         })
     }
 
-    /// The entries of one kind, with their index and signer.
-    pub fn of_kind<'a, T: 'a>(
-        &'a self,
-        pick: impl Fn(&'a Kind) -> Option<&'a T> + 'a,
-    ) -> impl Iterator<Item = (&'a Posted, &'a T)> + 'a {
+    /// The entries of kind `T` posted so far, in board order, with their leaf and
+    /// signer: `view.of_kind::<pb::DkgCommitment>()`.
+    pub fn of_kind<T: EntryKind>(&self) -> impl Iterator<Item = (&Posted, &T)> {
         self.entries
             .iter()
-            .filter_map(move |p| p.kind().and_then(&pick).map(|t| (p, t)))
+            .filter_map(|p| p.kind().and_then(T::of).map(|t| (p, t)))
+    }
+
+    /// The messages of kind `T` posted so far, in board order:
+    /// `view.messages::<pb::DkgPublicInfo>()`.
+    pub fn messages<T: EntryKind>(&self) -> impl Iterator<Item = &T> {
+        self.of_kind::<T>().map(|(_, t)| t)
     }
 
     /// The current phase (the last admitted phase change; `Setup` before any).
     pub fn phase(&self) -> Phase {
-        self.of_kind(|k| match k {
-            Kind::PhaseChange(c) => Some(c),
-            _ => None,
-        })
-        .last()
-        .map_or(Phase::Setup, |(_, c)| {
-            Phase::try_from(c.phase).unwrap_or(Phase::Unspecified)
-        })
+        self.messages::<pb::PhaseChange>()
+            .last()
+            .map_or(Phase::Setup, |c| {
+                Phase::try_from(c.phase).unwrap_or(Phase::Unspecified)
+            })
     }
 
     /// Fails unless the election is in `phase`.
@@ -207,45 +246,30 @@ impl ElectionView {
         }
     }
 
-    /// Round-1 commitments posted so far.
-    pub fn commitments(&self) -> Vec<pb::DkgCommitment> {
-        self.of_kind(|k| match k {
-            Kind::DkgCommitment(c) => Some(c),
-            _ => None,
-        })
-        .map(|(_, c)| c.clone())
-        .collect()
-    }
-
-    /// Round-2 public infos posted so far.
-    pub fn public_infos(&self) -> Vec<pb::DkgPublicInfo> {
-        self.of_kind(|k| match k {
-            Kind::DkgPublicInfo(i) => Some(i),
-            _ => None,
-        })
-        .map(|(_, i)| i.clone())
-        .collect()
-    }
-
-    /// Round-3 sealed shares posted so far.
-    pub fn secret_shares(&self) -> Vec<pb::DkgSecretShare> {
-        self.of_kind(|k| match k {
-            Kind::DkgSecretShare(s) => Some(s),
-            _ => None,
-        })
-        .map(|(_, s)| s.clone())
-        .collect()
+    /// `doing` failed in election cryptography: [`Error::CeremonyIncomplete`] naming
+    /// the trustees by manifest name when a key-ceremony round misses their messages,
+    /// [`Error::Crypto`] otherwise.
+    pub fn crypto_error(&self, doing: impl Into<String>, source: BallotError) -> Error {
+        match source {
+            BallotError::MissingDkgMessages { round, missing } => Error::CeremonyIncomplete {
+                round,
+                missing: missing
+                    .into_iter()
+                    .map(|i| {
+                        u32::try_from(i).map_or_else(|_| format!("#{i}"), |i| self.trustee_name(i))
+                    })
+                    .collect(),
+            },
+            source => Error::Crypto {
+                doing: doing.into(),
+                source: Box::new(source),
+            },
+        }
     }
 
     /// The posted joint key, checked against the manifest's threshold.
     pub fn key_set(&self) -> Result<Option<KeySet>> {
-        let Some((_, joint)) = self
-            .of_kind(|k| match k {
-                Kind::JointKey(j) => Some(j),
-                _ => None,
-            })
-            .next()
-        else {
+        let Some(joint) = self.messages::<pb::JointKey>().next() else {
             return Ok(None);
         };
         KeySet::from_joint_key(self.threshold()?, joint)
@@ -265,13 +289,9 @@ impl ElectionView {
 
     /// The latest registration of `public_key`: role and precinct.
     pub fn registration(&self, public_key: &[u8; 32]) -> Option<&pb::RegisterKey> {
-        self.of_kind(|k| match k {
-            Kind::RegisterKey(r) => Some(r),
-            _ => None,
-        })
-        .filter(|(_, r)| r.public_key == public_key)
-        .map(|(_, r)| r)
-        .last()
+        self.messages::<pb::RegisterKey>()
+            .filter(|r| r.public_key == public_key)
+            .last()
     }
 
     /// The precinct `public_key` is registered to with `role`.
@@ -301,26 +321,6 @@ impl ElectionView {
             .filter(|p| &p.signer == terminal)
             .find_map(|p| tracking_code_of(&p.record))
             .unwrap_or([0; TRACKING_CODE_LEN])
-    }
-
-    /// Paper protocols posted so far.
-    pub fn protocols(&self) -> Vec<&pb::PrecinctProtocol> {
-        self.of_kind(|k| match k {
-            Kind::PrecinctProtocol(p) => Some(p),
-            _ => None,
-        })
-        .map(|(_, p)| p)
-        .collect()
-    }
-
-    /// Published results so far.
-    pub fn results(&self) -> Vec<&pb::ElectionResult> {
-        self.of_kind(|k| match k {
-            Kind::Result(r) => Some(r),
-            _ => None,
-        })
-        .map(|(_, r)| r)
-        .collect()
     }
 
     /// Number of leaves read (for waiting on a lagging node next time).

@@ -1,11 +1,17 @@
-//! The error type of the crate: one enum, each variant naming the entry, key, election
-//! or phase involved, with the underlying client or ballot error as its source (boxed:
-//! those errors are large and every `Result` of the crate would carry their size).
+//! The error type of the crate: one enum, each variant naming the entry, key, election,
+//! phase, trustee (by its manifest name) or file involved, with the underlying client,
+//! ballot or file error as its source (boxed: those errors are large and every
+//! `Result` of the crate would carry their size).
+
+use std::path::PathBuf;
 
 use bboard_ballot::BallotError;
 use bboard_client::ClientError;
 use bboard_core::audit::AuditError;
 use bboard_core::pb::Phase;
+use bboard_util::key_file::KeyFileError;
+
+use crate::trustee::Step;
 
 /// Everything that can go wrong reading an election or posting to it.
 #[derive(Debug, thiserror::Error)]
@@ -136,5 +142,158 @@ pub enum Error {
         what: &'static str,
         /// Its value.
         index: usize,
+    },
+
+    // ----- the manifest file -----
+    /// The manifest file could not be read.
+    #[error("reading manifest {}", .path.display())]
+    ManifestRead {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's reason.
+        #[source]
+        source: std::io::Error,
+    },
+    /// The manifest file is not TOML (`.toml`) or JSON of a manifest.
+    #[error("parsing manifest {}", .path.display())]
+    ManifestSyntax {
+        /// The file.
+        path: PathBuf,
+        /// The TOML or JSON parser's reason.
+        #[source]
+        source: Box<dyn std::error::Error + Send + Sync>,
+    },
+    /// A trustee's key in the manifest file is not 32 bytes of hex.
+    #[error("trustee {trustee:?}: {field} must be 32 bytes of hex")]
+    ManifestTrusteeKey {
+        /// The trustee's name.
+        trustee: String,
+        /// `signing_key` or `encryption_key`.
+        field: &'static str,
+    },
+    /// The manifest fails the validation the board applies.
+    #[error("invalid manifest")]
+    InvalidManifest(#[source] Box<BallotError>),
+
+    // ----- trustees -----
+    /// A trustee's key file could not be read or written.
+    #[error(transparent)]
+    KeyFile(#[from] KeyFileError),
+    /// A trustee's directory could not be created.
+    #[error("creating trustee directory {}", .dir.display())]
+    TrusteeDir {
+        /// The directory.
+        dir: PathBuf,
+        /// The operating system's reason.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A directory holds no trustee keys.
+    #[error("{} has no signing.key: create it with `bboard trustee keygen`", .dir.display())]
+    NoTrusteeKeys {
+        /// The directory.
+        dir: PathBuf,
+    },
+    /// A trustee's ceremony state file could not be read.
+    #[error("reading trustee state {}", .path.display())]
+    StateRead {
+        /// The file.
+        path: PathBuf,
+        /// The operating system's reason.
+        #[source]
+        source: std::io::Error,
+    },
+    /// A trustee's ceremony state file is not the JSON of a ceremony state.
+    #[error("trustee state {} is not a ceremony state", .path.display())]
+    StateSyntax {
+        /// The file.
+        path: PathBuf,
+        /// The JSON parser's reason.
+        #[source]
+        source: serde_json::Error,
+    },
+    /// The state file is another election's: refused, never mixed.
+    #[error("{} is the state of election {found:?}, not {expected:?}", .path.display())]
+    StateOfAnotherElection {
+        /// The file.
+        path: PathBuf,
+        /// The election it is of.
+        found: String,
+        /// The election of this step.
+        expected: String,
+    },
+    /// The state file is another trustee's than the keys'.
+    #[error("{} belongs to trustee {state}, these keys are trustee {keys}", .path.display())]
+    StateOfAnotherTrustee {
+        /// The file.
+        path: PathBuf,
+        /// The trustee of the state file.
+        state: String,
+        /// The trustee of the keys.
+        keys: String,
+    },
+    /// A step after `commit` found no ceremony state.
+    #[error(
+        "trustee {trustee} has no ceremony state {}: run the commit step first",
+        .path.display()
+    )]
+    NoCeremonyState {
+        /// The trustee.
+        trustee: String,
+        /// Where the state should be.
+        path: PathBuf,
+    },
+    /// The trustee's commitment is on the board but its state is lost: its secret
+    /// polynomial is gone with it.
+    #[error(
+        "trustee {trustee} already has a commitment on the board but no state file {}: \
+         the ceremony cannot continue without it",
+        .path.display()
+    )]
+    StateLost {
+        /// The trustee.
+        trustee: String,
+        /// Where the state should be.
+        path: PathBuf,
+    },
+    /// A step was run before the one it builds on.
+    #[error("trustee {trustee} cannot {step} yet: run the {needs} step first")]
+    StepOrder {
+        /// The trustee.
+        trustee: String,
+        /// The step attempted.
+        step: Step,
+        /// The step to run first.
+        needs: Step,
+    },
+    /// A round of the key ceremony cannot finish: some trustees' messages are not on
+    /// the board (yet).
+    #[error(
+        "the {round} round of the key ceremony is not complete: waiting for {}",
+        .missing.join(", ")
+    )]
+    CeremonyIncomplete {
+        /// The round.
+        round: &'static str,
+        /// The trustees it waits for, by name.
+        missing: Vec<String>,
+    },
+    /// Another trustee's key-ceremony message on the board does not check.
+    #[error("the {what} of trustee {from}")]
+    CeremonyMessage {
+        /// Which message.
+        what: &'static str,
+        /// Its sender, by name.
+        from: String,
+        /// The ballot crate's reason.
+        #[source]
+        source: Box<BallotError>,
+    },
+    /// The joint key derived from the board differs from the one this trustee's
+    /// ceremony produced.
+    #[error("the joint key derived from the board differs from trustee {trustee}'s key set")]
+    JointKeyMismatch {
+        /// The trustee.
+        trustee: String,
     },
 }

@@ -5,6 +5,7 @@ use std::fmt::Write as _;
 
 use bboard_client::BoardClient;
 use bboard_core::audit::{verify_election, AuditFailure, ElectionRecord, ElectionReport};
+use bboard_core::pb;
 
 use crate::authority::decrypt_all;
 use crate::board::ElectionView;
@@ -55,8 +56,6 @@ pub fn tally_table(view: &ElectionView) -> Result<String> {
 
 /// The published results beside the paper protocols, mismatches flagged.
 pub fn results_table(view: &ElectionView) -> String {
-    let results = view.results();
-    let protocols = view.protocols();
     let mut out = String::new();
     let _ = writeln!(
         out,
@@ -66,12 +65,12 @@ pub fn results_table(view: &ElectionView) -> String {
         view.phase().as_str_name()
     );
     for precinct in &view.manifest.precincts {
-        let protocol = protocols
-            .iter()
+        let protocol = view
+            .messages::<pb::PrecinctProtocol>()
             .find(|p| p.precinct_id == precinct.precinct_id);
         let _ = writeln!(out, "precinct {} ({})", precinct.precinct_id, precinct.name);
         for contest in &view.manifest.contests {
-            let published = results.iter().find(|r| {
+            let published = view.messages::<pb::ElectionResult>().find(|r| {
                 r.precinct_id == precinct.precinct_id
                     && r.count
                         .as_ref()

@@ -61,13 +61,13 @@ use bboard_core::envelope::SIGNATURE_LEN;
 use bboard_core::Error as CoreError;
 use bboard_proto::v1::admin_command::Command;
 use bboard_proto::v1::admin_server;
-use bboard_proto::v1::{AdminResponse, CampaignCommand, SignedAdminRequest};
+use bboard_proto::v1::{AddLearnerCommand, AdminResponse, CampaignCommand, SignedAdminRequest};
 use ed25519_dalek::VerifyingKey;
 use openraft::error::{ClientWriteError, ForwardToLeader, RaftError};
-use openraft::BasicNode;
 use tonic::{Request, Response, Status};
 
-use crate::types::{BoardRaft, NodeId};
+use crate::peer::{Fingerprint, PeerDirectory};
+use crate::types::{BoardNode, BoardRaft, NodeId};
 
 /// Default allowed difference between a command's `issued_unix_ms` and this node's
 /// clock, either way.
@@ -160,6 +160,7 @@ pub struct AdminService {
     learner_timeout: Duration,
     replay: Arc<Mutex<ReplayCache>>,
     distrust: Arc<crate::network::LeaderDistrust>,
+    peers: Arc<PeerDirectory>,
 }
 
 impl fmt::Debug for AdminService {
@@ -184,7 +185,43 @@ impl AdminService {
             learner_timeout: DEFAULT_LEARNER_TIMEOUT,
             replay: Arc::new(Mutex::new(ReplayCache::default())),
             distrust: Arc::default(),
+            peers: Arc::default(),
         }
+    }
+
+    /// Where `AddLearner` looks up a new node's peer address and pin when the command
+    /// does not carry them (the node's configured peers).
+    pub fn with_peers(mut self, peers: Arc<PeerDirectory>) -> Self {
+        self.peers = peers;
+        self
+    }
+
+    /// The member `command` adds: its addresses and pin, from the command or else from
+    /// this node's peers.
+    fn new_member(&self, command: &AddLearnerCommand) -> Result<BoardNode, Status> {
+        check_address(&command.address)?;
+        if command.peer_address.is_empty() && command.tls_fingerprint.is_empty() {
+            let known = self.peers.endpoint(command.node_id).ok_or_else(|| {
+                Status::invalid_argument(format!(
+                    "node {} is not among this node's peers: give its peer address and TLS \
+                     fingerprint (--peer-address, --tls-fingerprint)",
+                    command.node_id
+                ))
+            })?;
+            return Ok(BoardNode {
+                addr: command.address.clone(),
+                peer_addr: known.address,
+                tls_fingerprint: known.fingerprint.to_string(),
+            });
+        }
+        check_address(&command.peer_address)?;
+        let fingerprint = Fingerprint::parse(&command.tls_fingerprint)
+            .map_err(|e| Status::invalid_argument(e.to_string()))?;
+        Ok(BoardNode {
+            addr: command.address.clone(),
+            peer_addr: command.peer_address.clone(),
+            tls_fingerprint: fingerprint.to_string(),
+        })
     }
 
     /// Shares the distrusted-leader state with the Raft service (`Campaign` with
@@ -257,12 +294,13 @@ impl AdminService {
         Ok(command)
     }
 
-    async fn add_learner(&self, node_id: NodeId, address: String) -> Result<String, Status> {
-        check_address(&address)?;
+    async fn add_learner(&self, command: &AddLearnerCommand) -> Result<String, Status> {
+        let member = self.new_member(command)?;
+        let (node_id, address) = (command.node_id, member.addr.clone());
         let me = self.node_id();
         let response = self
             .raft
-            .add_learner(node_id, BasicNode::new(address.clone()), false)
+            .add_learner(node_id, member, false)
             .await
             .map_err(|e| write_error(me, e))?;
         let index = response.log_id.index;
@@ -372,7 +410,10 @@ impl AdminService {
                     command.distrust_ms
                 };
                 self.distrust
-                    .distrust(current, Duration::from_millis(distrust_ms));
+                    .distrust(current, Duration::from_millis(distrust_ms))
+                    .map_err(|e| {
+                        Status::internal(format!("recording the deposition of node {current}: {e}"))
+                    })?;
                 deposed = format!(
                     "; it refuses to follow node {current} for {} s (the leader changes once a majority of nodes do the same)",
                     distrust_ms / 1000
@@ -412,7 +453,7 @@ impl admin_server::Admin for AdminService {
         let Command::AddLearner(cmd) = self.authorize(AdminRpc::AddLearner, request)? else {
             return Err(Status::internal("authorize returned another command"));
         };
-        let message = self.add_learner(cmd.node_id, cmd.address).await?;
+        let message = self.add_learner(&cmd).await?;
         Ok(Response::new(AdminResponse { message }))
     }
 
@@ -498,7 +539,7 @@ fn check_address(address: &str) -> Result<(), Status> {
 }
 
 /// The status of a failed membership write on node `me`.
-fn write_error(me: NodeId, e: RaftError<NodeId, ClientWriteError<NodeId, BasicNode>>) -> Status {
+fn write_error(me: NodeId, e: RaftError<NodeId, ClientWriteError<NodeId, BoardNode>>) -> Status {
     match e {
         RaftError::APIError(ClientWriteError::ForwardToLeader(forward)) => {
             Status::failed_precondition(not_leader(me, &forward))
@@ -511,7 +552,7 @@ fn write_error(me: NodeId, e: RaftError<NodeId, ClientWriteError<NodeId, BasicNo
 }
 
 /// The message for a membership command sent to a node that is not the leader.
-fn not_leader(me: NodeId, forward: &ForwardToLeader<NodeId, BasicNode>) -> String {
+fn not_leader(me: NodeId, forward: &ForwardToLeader<NodeId, BoardNode>) -> String {
     match (forward.leader_id, &forward.leader_node) {
         (Some(id), Some(node)) => format!(
             "node {me} is not the leader: run the command against the leader, node {id} at {}",
@@ -558,6 +599,7 @@ mod tests {
     use crate::log_store::{open_db, SledLogStore};
     use crate::network::{Cosigner, GrpcNetworkFactory, RaftService};
     use crate::state_machine::BoardStateMachine;
+    use crate::test_server::TestPeers;
 
     /// Bound on every wait in these tests.
     const WAIT: Duration = Duration::from_secs(10);
@@ -579,18 +621,19 @@ mod tests {
         id: NodeId,
         addr: String,
         raft: BoardRaft,
-        stop: Option<oneshot::Sender<()>>,
-        server: Option<JoinHandle<()>>,
+        /// Stops the public (Admin) and the peer (Raft) server.
+        stops: Vec<oneshot::Sender<()>>,
+        servers: Vec<JoinHandle<()>>,
         _dir: tempfile::TempDir,
     }
 
     impl TestNode {
         async fn stop(&mut self) {
             self.raft.shutdown().await.unwrap();
-            if let Some(stop) = self.stop.take() {
+            for stop in self.stops.drain(..) {
                 let _ = stop.send(());
             }
-            if let Some(server) = self.server.take() {
+            for server in self.servers.drain(..) {
                 tokio::time::timeout(WAIT, server).await.unwrap().unwrap();
             }
         }
@@ -613,8 +656,9 @@ mod tests {
         Arc::new(config.validate().unwrap())
     }
 
-    /// A node with real sled storage serving Raft and Admin on one 127.0.0.1 port.
-    async fn start_node(id: NodeId) -> TestNode {
+    /// A node with real sled storage serving Admin on a public 127.0.0.1 port and Raft
+    /// on its peer port of `peers`.
+    async fn start_node(peers: &mut TestPeers, id: NodeId) -> TestNode {
         let dir = tempfile::tempdir().unwrap();
         let db = open_db(&dir.path().join("db")).unwrap();
         let log = SledLogStore::open(&db).unwrap();
@@ -625,32 +669,50 @@ mod tests {
         .unwrap();
         let sm =
             BoardStateMachine::open(db, "admin.test", signer, &dir.path().join("snap")).unwrap();
-        let raft = Raft::new(id, config(), GrpcNetworkFactory::new(), log, sm)
-            .await
-            .unwrap();
+        let channels = peers.channels(id);
+        let raft = Raft::new(
+            id,
+            config(),
+            GrpcNetworkFactory::new(channels.clone()),
+            log,
+            sm,
+        )
+        .await
+        .unwrap();
         let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
         let addr = listener.local_addr().unwrap().to_string();
-        let raft_service = RaftService::new(raft.clone(), Arc::new(NoCosigner));
-        let admin = AdminService::new(raft.clone(), vec![admin_key().verifying_key()]);
-        let (stop, server) = crate::test_server::serve_until_stopped(
+        let raft_service = RaftService::new(raft.clone(), Arc::new(NoCosigner), &channels);
+        let admin = AdminService::new(raft.clone(), vec![admin_key().verifying_key()])
+            .with_peers(channels.directory().clone());
+        let (admin_stop, admin_server) = crate::test_server::serve_until_stopped(
             listener,
-            tonic::service::Routes::new(raft_service.into_server())
-                .add_service(admin.into_server()),
+            tonic::service::Routes::new(admin.into_server()),
+        );
+        let (raft_stop, raft_server) = crate::test_server::serve_peer_port_until_stopped(
+            peers.take_listener(id),
+            tonic::service::Routes::new(raft_service.into_server()),
+            &channels,
         );
         TestNode {
             id,
             addr,
             raft,
-            stop: Some(stop),
-            server: Some(server),
+            stops: vec![admin_stop, raft_stop],
+            servers: vec![admin_server, raft_server],
             _dir: dir,
         }
     }
 
     /// Starts node `id` and makes it a one-node cluster (it becomes leader).
-    async fn start_leader(id: NodeId) -> TestNode {
-        let node = start_node(id).await;
-        let members = BTreeMap::from([(id, BasicNode::new(node.addr.clone()))]);
+    async fn start_leader(peers: &mut TestPeers, id: NodeId) -> TestNode {
+        let node = start_node(peers, id).await;
+        let members = BTreeMap::from([(
+            id,
+            BoardNode {
+                addr: node.addr.clone(),
+                ..Default::default()
+            },
+        )]);
         node.raft.initialize(members).await.unwrap();
         node.raft
             .wait(Some(WAIT))
@@ -682,6 +744,7 @@ mod tests {
         Command::AddLearner(AddLearnerCommand {
             node_id: node.id,
             address: node.addr.clone(),
+            ..Default::default()
         })
     }
 
@@ -708,8 +771,9 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn admin_rejects_unsigned_forged_replayed_stale_and_mismatched_requests() {
-        let mut leader = start_leader(1).await;
-        let mut learner = start_node(2).await;
+        let mut peers = TestPeers::bind(&[1, 2]).await;
+        let mut leader = start_leader(&mut peers, 1).await;
+        let mut learner = start_node(&mut peers, 2).await;
         let mut client = leader.client().await;
         let before = (*leader.raft.metrics().borrow().membership_config).clone();
         let add = add_learner_cmd(&learner);
@@ -815,11 +879,28 @@ mod tests {
                 Command::AddLearner(AddLearnerCommand {
                     node_id: 9,
                     address: "no port".into(),
+                    ..Default::default()
                 }),
             ))
             .await
             .unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument, "{status}");
+        // A node that is not among the peers needs its peer address and pin, well formed.
+        for (peer_address, tls_fingerprint) in [("", ""), ("127.0.0.1:2", "sha256:00")] {
+            let status = client
+                .add_learner(signed(
+                    1,
+                    Command::AddLearner(AddLearnerCommand {
+                        node_id: 9,
+                        address: "127.0.0.1:1".into(),
+                        peer_address: peer_address.into(),
+                        tls_fingerprint: tls_fingerprint.into(),
+                    }),
+                ))
+                .await
+                .unwrap_err();
+            assert_eq!(status.code(), Code::InvalidArgument, "{status}");
+        }
         let status = client
             .change_membership(signed(
                 1,
@@ -848,6 +929,8 @@ mod tests {
         let unreachable = Command::AddLearner(AddLearnerCommand {
             node_id: 3,
             address: "127.0.0.1:1".into(),
+            peer_address: "127.0.0.1:1".into(),
+            tls_fingerprint: crate::peer::Fingerprint::of(b"nobody").to_string(),
         });
         let status =
             admin_server::Admin::add_learner(&service, Request::new(signed(1, unreachable)))
@@ -863,8 +946,9 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn admin_add_learner_change_membership_snapshot_and_campaign() {
-        let mut leader = start_leader(1).await;
-        let mut second = start_node(2).await;
+        let mut peers = TestPeers::bind(&[1, 2]).await;
+        let mut leader = start_leader(&mut peers, 1).await;
+        let mut second = start_node(&mut peers, 2).await;
         let mut client = leader.client().await;
 
         let response = client

@@ -1,13 +1,27 @@
 //! The board's persistent state in sled: leaves, Merkle node hashes, the content and
 //! leaf-hash indexes, the key registry, the node's own signed checkpoints, and the Raft
-//! bookkeeping of the state machine (last applied log id, membership).
+//! bookkeeping of the state machine (last applied log id, membership, stored snapshot).
 //!
-//! Everything lives in ONE sled tree with key prefixes, so applying a Raft entry is a
-//! single `apply_batch`: atomic even across a crash, and never half a batch. The
-//! Merkle tree's nodes are written through [`SledNodes`], an overlay that collects the
-//! nodes an append creates so they join the same batch.
+//! Everything of one board lives in ONE sled tree with key prefixes, so applying a Raft
+//! entry is a single `apply_batch`: atomic even across a crash, and never half a batch.
+//! The Merkle tree's nodes are written through [`SledNodes`], an overlay that collects
+//! the nodes an append creates so they join the same batch.
 //!
-//! Key layout (all integers big-endian so that keys sort numerically):
+//! **Generations.** A snapshot install builds a whole new board beside the live one
+//! ([`BoardStore::begin_staging`]: a fresh tree `board-<n>`) and checks it complete
+//! before anything of the live board changes. [`BoardStore::swap_in`] then makes it
+//! the live board in one step: the staged tree is flushed, its name is recorded in the
+//! small tree `board-active` and flushed (the commit point: a crash before it reopens
+//! the old board, a crash after it the new one), the in-memory pointer is swapped, and
+//! the old tree is dropped. Every [`BoardStore`] clone shares that pointer, and every
+//! method reads under it, so a call sees the old board or the new one, never a mix;
+//! a swap waits for calls in flight. Opening drops every generation but the recorded
+//! one (staging trees of installs that did not finish, a replaced board whose drop a
+//! crash interrupted). A node that never installed a snapshot keeps its first tree,
+//! `board`.
+//!
+//! Key layout of a generation's tree (all integers big-endian so that keys sort
+//! numerically):
 //!
 //! | prefix | key | value |
 //! |---|---|---|
@@ -18,9 +32,10 @@
 //! | `k` | 32-byte public key | MessagePack `KeyGrant` |
 //! | `x` | rules' state key (see `bboard_core::election`) | its value |
 //! | `c` | tree size u64 | this node's signed checkpoint note at that size |
-//! | `m` | name | metadata (size, last applied, membership, counters) |
+//! | `m` | name | metadata (size, last applied, membership, snapshot, counters) |
 
 use std::collections::HashMap;
+use std::sync::Arc;
 
 use bboard_core::board::{Admitted, BoardView, Effect, KeyGrant, PublicKeyBytes};
 use bboard_core::checkpoint::{Checkpoint, NoteSigner, SignedCheckpoint};
@@ -29,6 +44,7 @@ use bboard_core::leaf::leaf_hash;
 use bboard_merkle::{
     Blake3Hasher, Hash, MemoryStoreError, MerkleError, MerkleTree, NodeId, NodeStore, TreeSize,
 };
+use parking_lot::{MappedRwLockReadGuard, RwLock, RwLockReadGuard};
 use serde::{de::DeserializeOwned, Serialize};
 
 /// How the stored board contradicts itself or this node's own signatures.
@@ -150,6 +166,79 @@ pub enum SnapshotError {
         /// The index.
         index: u64,
     },
+    /// The file is larger than a snapshot may be.
+    #[error("file of {len} bytes exceeds the snapshot limit of {limit}")]
+    FileTooLarge {
+        /// The file's length.
+        len: u64,
+        /// The limit.
+        limit: u64,
+    },
+    /// The header claims more leaves than the rest of the file can hold (every leaf
+    /// takes at least its length prefix).
+    #[error("header claims {claimed} leaves, the file has room for at most {room}")]
+    TooManyLeaves {
+        /// Leaves the header claims.
+        claimed: u64,
+        /// Most leaves the file's remaining bytes can hold.
+        room: u64,
+    },
+    /// Bytes follow the last leaf the header announced.
+    #[error("bytes follow leaf {size}, the last the header announced")]
+    TrailingBytes {
+        /// The size the header announced.
+        size: u64,
+    },
+    /// The state machine was opened without saying who vouches for snapshots, so it
+    /// installs none (see `BoardStateMachine::with_snapshot_vouchers`).
+    #[error("no snapshot vouchers configured: installs are refused")]
+    NoVouchers,
+    /// The node policy needs more signatures than the other nodes can give (this
+    /// node's own signature cannot vouch for a board it has not computed yet).
+    #[error("the node policy needs {threshold} signatures, but only {others} other nodes could vouch: {source}")]
+    CannotBeVouched {
+        /// Signatures the node policy requires.
+        threshold: usize,
+        /// Trusted keys other than this node's.
+        others: usize,
+        /// Why the policy over the others' keys cannot be built (boxed: rare, and
+        /// it would make every store error larger).
+        #[source]
+        source: Box<bboard_core::Error>,
+    },
+    /// Gathering the peers' signatures over the staged checkpoint failed.
+    #[error("peers did not vouch for size {size} root {root}: {source}")]
+    Unvouched {
+        /// The staged size.
+        size: u64,
+        /// The staged root.
+        root: Hash,
+        /// Why.
+        #[source]
+        source: crate::state_machine::VouchError,
+    },
+    /// The checkpoint the peers vouched for is not the one staged.
+    #[error("peers vouched for {vouched}, the staged board is size {size} root {root}")]
+    VouchedOtherCheckpoint {
+        /// The staged size.
+        size: u64,
+        /// The staged root.
+        root: Hash,
+        /// The checkpoint they signed (origin, size, root).
+        vouched: String,
+    },
+    /// The peers' signatures over the staged checkpoint do not reach the node policy
+    /// (this node's own key not counted).
+    #[error("size {size} root {root} lacks k-of-n peer cosignatures: {source}")]
+    NotVouched {
+        /// The staged size.
+        size: u64,
+        /// The staged root.
+        root: Hash,
+        /// What the policy found (boxed, as above).
+        #[source]
+        source: Box<bboard_core::Error>,
+    },
 }
 
 /// Errors of the board store.
@@ -238,6 +327,20 @@ pub enum StoreError {
     /// Signing a checkpoint failed.
     #[error("checkpoint: {0}")]
     Checkpoint(#[from] bboard_core::Error),
+    /// The record of the live board generation names no generation.
+    #[error("corrupt store: the live board is recorded as {recorded:?}, not a board generation")]
+    UnknownGeneration {
+        /// What the record holds.
+        recorded: String,
+    },
+    /// A swap was asked of a store that is not the live board (e.g. a staged one).
+    #[error("store {store} is not the live board ({active} is): refusing to swap")]
+    NotActive {
+        /// The store asked to swap.
+        store: String,
+        /// The generation recorded as live.
+        active: String,
+    },
 }
 
 impl From<MerkleError<StoreError>> for StoreError {
@@ -340,10 +443,39 @@ impl NodeStore for SledNodes<'_> {
     }
 }
 
+/// The sled tree that records which board generation is live.
+const ACTIVE_TREE: &str = "board-active";
+/// Key of the live generation's name in [`ACTIVE_TREE`].
+const ACTIVE_KEY: &[u8] = b"active";
+/// The first generation: the board of every node that never installed a snapshot.
+const FIRST_GENERATION: &str = "board";
+/// Later generations are `board-<n>`, `n` from sled's persistent id generator.
+const GENERATION_PREFIX: &[u8] = b"board-";
+/// Own signed checkpoints copied per sled batch when a staged board adopts them.
+const ADOPT_CHUNK: usize = 1024;
+
+/// Whether `name` is a board generation's tree (and not, say, [`ACTIVE_TREE`]).
+fn is_generation(name: &[u8]) -> bool {
+    name == FIRST_GENERATION.as_bytes()
+        || name
+            .strip_prefix(GENERATION_PREFIX)
+            .is_some_and(|n| !n.is_empty() && n.iter().all(u8::is_ascii_digit))
+}
+
+/// One generation of the board: a sled tree and its name.
+struct Generation {
+    name: String,
+    tree: sled::Tree,
+}
+
 /// The board state of one node.
+///
+/// Clones share the live generation: after [`BoardStore::swap_in`] every clone reads
+/// the new board.
 #[derive(Clone)]
 pub struct BoardStore {
-    tree: sled::Tree,
+    db: sled::Db,
+    active: Arc<RwLock<Generation>>,
     origin: String,
 }
 
@@ -351,7 +483,7 @@ impl BoardView for BoardStore {
     type Error = StoreError;
 
     fn size(&self) -> Result<u64, StoreError> {
-        match self.tree.get(META_SIZE)? {
+        match self.tree().get(META_SIZE)? {
             None => Ok(0),
             Some(bytes) => decode_u64(&bytes, "board size"),
         }
@@ -362,14 +494,14 @@ impl BoardView for BoardStore {
     }
 
     fn key(&self, key: &PublicKeyBytes) -> Result<Option<KeyGrant>, StoreError> {
-        self.tree
+        self.tree()
             .get(prefixed(b'k', key))?
             .map(|bytes| decode(&bytes, "key grant"))
             .transpose()
     }
 
     fn find_envelope(&self, id: &EnvelopeId) -> Result<Option<u64>, StoreError> {
-        self.tree
+        self.tree()
             .get(prefixed(b'e', &id.0))?
             .map(|bytes| decode_u64(&bytes, "envelope index"))
             .transpose()
@@ -377,7 +509,7 @@ impl BoardView for BoardStore {
 
     fn state(&self, key: &[u8]) -> Result<Option<Vec<u8>>, StoreError> {
         Ok(self
-            .tree
+            .tree()
             .get(prefixed(b'x', key))?
             .map(|value| value.to_vec()))
     }
@@ -398,28 +530,218 @@ pub struct AppliedBatch {
     pub checkpoint: Option<SignedCheckpoint>,
 }
 
+/// A board being built beside the live one (a snapshot install): written through
+/// [`StagedBoard::board`], invisible to every reader of the live board until
+/// [`BoardStore::swap_in`]. Dropped without a swap, its tree is dropped with it, so a
+/// refused install leaves nothing behind (and a crash leaves a tree the next
+/// [`BoardStore::open`] drops).
+pub struct StagedBoard {
+    board: BoardStore,
+    /// Set once the swap began: from then on the recorded generation decides.
+    keep: bool,
+}
+
+impl StagedBoard {
+    /// The staged board, to replay leaves into. It has its own generation pointer:
+    /// swapping the live board does not move it.
+    pub fn board(&self) -> &BoardStore {
+        &self.board
+    }
+
+    /// The staged generation's tree name.
+    pub fn name(&self) -> String {
+        self.board.active.read().name.clone()
+    }
+
+    /// Checks the staged board against every checkpoint `live`'s node signed and
+    /// copies them (and which one is the latest) into the staged board, so the node
+    /// keeps refusing to sign anything that does not extend them after the swap.
+    /// Refuses a staged board shorter than a signed size, or with another root at one.
+    /// Streams the checkpoints in batches: bounded memory however many there are.
+    pub fn adopt_signed_history(&self, live: &BoardStore) -> Result<(), StoreError> {
+        let live_tree = live.tree();
+        let size = self.board.size()?;
+        let staged = self.board.tree();
+        let merkle = MerkleTree::open(Blake3Hasher, SledNodes::new(&staged), TreeSize(size))?;
+        let mut batch = sled::Batch::default();
+        let mut pending = 0usize;
+        for row in live_tree.scan_prefix([b'c']) {
+            let (key, value) = row?;
+            let signed_size = decode_u64(&key[1..], "checkpoint key")?;
+            let note =
+                std::str::from_utf8(&value).map_err(|source| StoreError::CheckpointNotUtf8 {
+                    size: signed_size,
+                    source,
+                })?;
+            let signed = SignedCheckpoint::parse(note)?.checkpoint().clone();
+            if signed.size.0 > size {
+                return Err(IntegrityError::WouldShrink {
+                    new_size: size,
+                    signed_size: signed.size.0,
+                }
+                .into());
+            }
+            let root_then = merkle.root_at(signed.size)?;
+            if root_then != signed.root {
+                return Err(IntegrityError::WouldRewrite {
+                    size: signed.size.0,
+                    signed_root: signed.root,
+                    board_root: root_then,
+                }
+                .into());
+            }
+            batch.insert(key, value);
+            pending += 1;
+            if pending == ADOPT_CHUNK {
+                staged.apply_batch(std::mem::take(&mut batch))?;
+                pending = 0;
+            }
+        }
+        if let Some(latest) = live_tree.get(META_LATEST_CHECKPOINT)? {
+            batch.insert(META_LATEST_CHECKPOINT, latest);
+        }
+        staged.apply_batch(batch)?;
+        Ok(())
+    }
+}
+
+impl Drop for StagedBoard {
+    fn drop(&mut self) {
+        if self.keep {
+            return;
+        }
+        let name = self.name();
+        if let Err(e) = self.board.db.drop_tree(&name) {
+            // The next open drops it: abandoned generations cost only disk until then.
+            tracing::warn!(tree = %name, error = %e, "dropping an abandoned staged board");
+        }
+    }
+}
+
+/// The live generation's name as recorded in `registry` (the first one if none).
+fn recorded_generation(registry: &sled::Tree) -> Result<String, StoreError> {
+    match registry.get(ACTIVE_KEY)? {
+        None => Ok(FIRST_GENERATION.to_string()),
+        Some(bytes) if is_generation(&bytes) => Ok(String::from_utf8_lossy(&bytes).into_owned()),
+        Some(bytes) => Err(StoreError::UnknownGeneration {
+            recorded: String::from_utf8_lossy(&bytes).into_owned(),
+        }),
+    }
+}
+
 impl BoardStore {
-    /// Opens (or creates) the board tree `name` in `db`.
-    pub fn open(db: &sled::Db, name: &str, origin: &str) -> Result<Self, StoreError> {
+    /// Opens (or creates) the board of `db`: the generation recorded as live. Drops
+    /// every other generation (abandoned staging trees, a replaced board whose drop
+    /// was interrupted), so open ONE store per database and share it by cloning.
+    pub fn open(db: &sled::Db, origin: &str) -> Result<Self, StoreError> {
+        let name = recorded_generation(&db.open_tree(ACTIVE_TREE)?)?;
+        let tree = db.open_tree(&name)?;
+        for other in db.tree_names() {
+            if is_generation(&other) && other != name.as_bytes() {
+                tracing::info!(tree = %String::from_utf8_lossy(&other), "dropping an abandoned board generation");
+                db.drop_tree(&other)?;
+            }
+        }
         Ok(BoardStore {
-            tree: db.open_tree(name)?,
+            db: db.clone(),
+            active: Arc::new(RwLock::new(Generation { name, tree })),
             origin: origin.to_string(),
         })
     }
 
-    /// The sled tree (for metadata the state machine keeps next to the board).
-    pub fn tree(&self) -> &sled::Tree {
-        &self.tree
+    /// The live generation's tree, held for the guard's lifetime: a swap waits until
+    /// it is released, so everything read through one guard is of one board. Reads
+    /// nest (a method holding a guard may call another), hence `read_recursive`.
+    fn tree(&self) -> MappedRwLockReadGuard<'_, sled::Tree> {
+        RwLockReadGuard::map(self.active.read_recursive(), |g| &g.tree)
+    }
+
+    /// Runs `f` on the live generation's sled tree, for metadata the state machine
+    /// keeps next to the board (so it swaps with the board) and for tests that tamper
+    /// with a stopped node's store. No swap happens while `f` runs.
+    pub fn with_tree<T>(&self, f: impl FnOnce(&sled::Tree) -> T) -> T {
+        f(&self.tree())
+    }
+
+    /// The live generation's tree name (`board`, or `board-<n>` after an install).
+    pub fn generation(&self) -> String {
+        self.active.read_recursive().name.clone()
+    }
+
+    /// Starts a new, empty generation beside the live one (see [`StagedBoard`]).
+    pub fn begin_staging(&self) -> Result<StagedBoard, StoreError> {
+        let name = format!(
+            "{}{}",
+            String::from_utf8_lossy(GENERATION_PREFIX),
+            self.db.generate_id()?
+        );
+        let tree = self.db.open_tree(&name)?;
+        // The id generator never repeats an id, so the tree is new; clearing costs
+        // nothing then and guards against a leftover all the same.
+        tree.clear()?;
+        Ok(StagedBoard {
+            board: BoardStore {
+                db: self.db.clone(),
+                active: Arc::new(RwLock::new(Generation { name, tree })),
+                origin: self.origin.clone(),
+            },
+            keep: false,
+        })
+    }
+
+    /// Makes `staged` the live board of this store and every clone of it, atomically:
+    /// flushes the staged tree, records and flushes its name (the commit point), swaps
+    /// the pointer (waiting for reads in flight), then drops the old generation. On an
+    /// error the old board stays live in memory; whichever generation the record names
+    /// on disk is the one the next open serves, and the other is dropped then.
+    pub fn swap_in(&self, mut staged: StagedBoard) -> Result<(), StoreError> {
+        let registry = self.db.open_tree(ACTIVE_TREE)?;
+        let current = self.generation();
+        let recorded = recorded_generation(&registry)?;
+        if recorded != current {
+            return Err(StoreError::NotActive {
+                store: current,
+                active: recorded,
+            });
+        }
+        let new_name = staged.name();
+        // Everything staged is durable before the name that makes it live.
+        self.db.flush()?;
+        staged.keep = true;
+        let record = registry
+            .insert(ACTIVE_KEY, new_name.as_bytes())
+            .and_then(|_| self.db.flush());
+        if let Err(e) = record {
+            // Best effort: the record may or may not have reached the disk; put the
+            // old name back so the next open agrees with what this process serves.
+            let _ = registry
+                .insert(ACTIVE_KEY, current.as_bytes())
+                .and_then(|_| self.db.flush());
+            return Err(e.into());
+        }
+        let tree = staged.board.tree().clone();
+        let old = std::mem::replace(
+            &mut *self.active.write(),
+            Generation {
+                name: new_name,
+                tree,
+            },
+        );
+        if let Err(e) = self.db.drop_tree(&old.name) {
+            // The next open drops it.
+            tracing::warn!(tree = %old.name, error = %e, "dropping the replaced board");
+        }
+        Ok(())
     }
 
     /// Leaf bytes at `index`.
     pub fn leaf(&self, index: u64) -> Result<Option<Vec<u8>>, StoreError> {
-        Ok(self.tree.get(leaf_key(index))?.map(|v| v.to_vec()))
+        Ok(self.tree().get(leaf_key(index))?.map(|v| v.to_vec()))
     }
 
     /// Index of the leaf with this leaf hash.
     pub fn find_leaf_hash(&self, hash: &Hash) -> Result<Option<u64>, StoreError> {
-        self.tree
+        self.tree()
             .get(prefixed(b'h', hash.as_bytes()))?
             .map(|bytes| decode_u64(&bytes, "leaf hash index"))
             .transpose()
@@ -432,7 +754,7 @@ impl BoardStore {
         limit: usize,
     ) -> Result<Vec<Vec<u8>>, StoreError> {
         let mut values = Vec::new();
-        for row in self.tree.scan_prefix(prefixed(b'x', prefix)).take(limit) {
+        for row in self.tree().scan_prefix(prefixed(b'x', prefix)).take(limit) {
             values.push(row?.1.to_vec());
         }
         Ok(values)
@@ -440,19 +762,21 @@ impl BoardStore {
 
     /// Number of committed entries rejected by the rules (a correct leader proposes none).
     pub fn rejected_count(&self) -> Result<u64, StoreError> {
-        match self.tree.get(META_REJECTED)? {
+        match self.tree().get(META_REJECTED)? {
             None => Ok(0),
             Some(bytes) => decode_u64(&bytes, "rejected count"),
         }
     }
 
-    /// Runs `f` on the Merkle tree as of the stored size (read-only use).
+    /// Runs `f` on the Merkle tree as of the stored size (read-only use). No swap
+    /// happens while `f` runs.
     pub fn with_merkle<T>(
         &self,
         f: impl FnOnce(&MerkleTree<Blake3Hasher, SledNodes<'_>>) -> Result<T, StoreError>,
     ) -> Result<T, StoreError> {
+        let tree = self.tree();
         let size = self.size()?;
-        let merkle = MerkleTree::open(Blake3Hasher, SledNodes::new(&self.tree), TreeSize(size))?;
+        let merkle = MerkleTree::open(Blake3Hasher, SledNodes::new(&tree), TreeSize(size))?;
         f(&merkle)
     }
 
@@ -463,7 +787,7 @@ impl BoardStore {
 
     /// This node's own signed checkpoint at `size`, if it signed one.
     pub fn own_checkpoint(&self, size: u64) -> Result<Option<SignedCheckpoint>, StoreError> {
-        self.tree
+        self.tree()
             .get(checkpoint_key(size))?
             .map(|bytes| {
                 let note = std::str::from_utf8(&bytes)
@@ -475,16 +799,18 @@ impl BoardStore {
 
     /// This node's latest signed checkpoint.
     pub fn latest_own_checkpoint(&self) -> Result<Option<SignedCheckpoint>, StoreError> {
-        match self.tree.get(META_LATEST_CHECKPOINT)? {
+        let tree = self.tree();
+        match tree.get(META_LATEST_CHECKPOINT)? {
             None => Ok(None),
             Some(bytes) => self.own_checkpoint(decode_u64(&bytes, "latest checkpoint size")?),
         }
     }
 
     /// Persists the admitted leaves of one batch with their effects, the Merkle nodes,
-    /// the rejection count, extra metadata, and this node's signed checkpoint of the new
-    /// size — all in one atomic sled batch. Refuses to sign a checkpoint inconsistent
-    /// with the one it signed before.
+    /// the rejection count, extra metadata, and (with a `signer`) this node's signed
+    /// checkpoint of the resulting size if it has not signed that size yet — all in one
+    /// atomic sled batch. Refuses to sign a checkpoint inconsistent with the one it
+    /// signed before.
     pub fn commit_batch(
         &self,
         admitted: &[Admitted],
@@ -492,10 +818,10 @@ impl BoardStore {
         extra_meta: &[(&[u8], Vec<u8>)],
         signer: Option<&NoteSigner>,
     ) -> Result<AppliedBatch, StoreError> {
+        let tree = self.tree();
         let size = self.size()?;
         let mut batch = sled::Batch::default();
-        let mut merkle =
-            MerkleTree::open(Blake3Hasher, SledNodes::new(&self.tree), TreeSize(size))?;
+        let mut merkle = MerkleTree::open(Blake3Hasher, SledNodes::new(&tree), TreeSize(size))?;
         for (offset, leaf) in admitted.iter().enumerate() {
             let expected = size + offset as u64;
             if leaf.index != expected {
@@ -528,7 +854,13 @@ impl BoardStore {
         let root = merkle.root()?;
         let previous = self.latest_own_checkpoint()?;
         let checkpoint = match signer {
-            Some(signer) if new_size > size || previous.is_none() => {
+            // On the live board the last signed size is the board's size, so this signs
+            // exactly when the size grew; a staged board's tip may be unsigned.
+            Some(signer)
+                if previous
+                    .as_ref()
+                    .is_none_or(|p| p.checkpoint().size.0 != new_size) =>
+            {
                 let forge = crate::fault::active() == Some(crate::fault::Fault::ForgeRoot);
                 // Self-defence: never sign a history that does not extend what this
                 // node signed before.
@@ -582,7 +914,7 @@ impl BoardStore {
             batch.insert(META_LATEST_CHECKPOINT, &new_size.to_be_bytes());
         }
         batch.insert(META_SIZE, &new_size.to_be_bytes());
-        self.tree.apply_batch(batch)?;
+        tree.apply_batch(batch)?;
         Ok(AppliedBatch {
             size: new_size,
             root,
@@ -595,10 +927,11 @@ impl BoardStore {
     /// missing or truncated leaves and nodes. O(n) hashing: about a second per million
     /// leaves.
     pub fn verify_integrity(&self) -> Result<Option<Checkpoint>, StoreError> {
+        let tree = self.tree();
         let size = self.size()?;
         let mut recomputed = MerkleTree::new(Blake3Hasher, bboard_merkle::MemoryNodeStore::new());
         let mut expected_index = 0u64;
-        for row in self.tree.scan_prefix([b'l']) {
+        for row in tree.scan_prefix([b'l']) {
             let (key, value) = row?;
             let index = decode_u64(&key[1..], "leaf key")?;
             if index != expected_index {
@@ -642,21 +975,6 @@ impl BoardStore {
         }
         Ok(Some(checkpoint))
     }
-
-    /// Deletes the board state before a snapshot is installed, but keeps this node's
-    /// own signed checkpoints: the re-applied history must still extend them.
-    pub fn clear_for_snapshot(&self) -> Result<(), StoreError> {
-        let mut batch = sled::Batch::default();
-        for row in self.tree.iter() {
-            let (key, _) = row?;
-            let keep = key.first() == Some(&b'c') || key.as_ref() == META_LATEST_CHECKPOINT;
-            if !keep {
-                batch.remove(key);
-            }
-        }
-        self.tree.apply_batch(batch)?;
-        Ok(())
-    }
 }
 
 #[cfg(test)]
@@ -666,6 +984,7 @@ mod tests {
     use bboard_core::envelope::SignedEnvelope;
     use bboard_core::leaf::encode_leaf;
     use bboard_core::pb;
+    use bboard_merkle::LeafIndex;
     use ed25519_dalek::SigningKey;
 
     const ORIGIN: &str = "store.test";
@@ -682,6 +1001,7 @@ mod tests {
                 origin: ORIGIN.into(),
                 authority_keys: vec![authority.verifying_key().as_bytes().to_vec()],
                 description: String::new(),
+                organisations: Vec::new(),
             })),
         };
         encode_leaf(1, &SignedEnvelope::sign_body(&body, authority))
@@ -710,7 +1030,7 @@ mod tests {
 
     fn board(dir: &std::path::Path) -> (sled::Db, BoardStore) {
         let db = sled::Config::new().path(dir).open().unwrap();
-        let store = BoardStore::open(&db, "board", ORIGIN).unwrap();
+        let store = BoardStore::open(&db, ORIGIN).unwrap();
         (db, store)
     }
 
@@ -766,7 +1086,7 @@ mod tests {
         let mut edited = store.leaf(1).unwrap().unwrap();
         let last = edited.len() - 1;
         edited[last] ^= 1;
-        store.tree.insert(leaf_key(1), edited).unwrap();
+        store.with_tree(|t| t.insert(leaf_key(1), edited)).unwrap();
         let error = store.verify_integrity().unwrap_err();
         assert!(format!("{error}").contains("leaves were edited"), "{error}");
     }
@@ -775,7 +1095,7 @@ mod tests {
     fn a_truncated_store_is_detected() {
         let dir = tempfile::tempdir().unwrap();
         let (_db, store) = three_entry_board(dir.path());
-        store.tree.remove(leaf_key(2)).unwrap();
+        store.with_tree(|t| t.remove(leaf_key(2))).unwrap();
         assert!(matches!(
             store.verify_integrity(),
             Err(StoreError::Integrity(IntegrityError::LeafCount {
@@ -784,7 +1104,9 @@ mod tests {
             }))
         ));
         // Also consistent truncation (size lowered too) contradicts the signed checkpoint.
-        store.tree.insert(META_SIZE, &2u64.to_be_bytes()).unwrap();
+        store
+            .with_tree(|t| t.insert(META_SIZE, &2u64.to_be_bytes()))
+            .unwrap();
         let error = store.verify_integrity().unwrap_err();
         assert!(
             format!("{error}").contains("this node signed size 3"),
@@ -800,7 +1122,14 @@ mod tests {
         apply(&store, &[genesis(&authority), note(&authority, 1)]);
         // Rewrite history: wipe the board (keeping the node's signatures) and apply
         // a different second entry.
-        store.clear_for_snapshot().unwrap();
+        store.with_tree(|tree| {
+            for row in tree.iter() {
+                let (key, _) = row.unwrap();
+                if key.first() != Some(&b'c') && key.as_ref() != META_LATEST_CHECKPOINT {
+                    tree.remove(key).unwrap();
+                }
+            }
+        });
         let mut applier = BatchApplier::new(&store).unwrap();
         applier.apply(&genesis(&authority)).unwrap();
         applier.apply(&note(&authority, 2)).unwrap();
@@ -811,5 +1140,224 @@ mod tests {
         assert!(format!("{error}").contains("refusing to sign"), "{error}");
         // Nothing of the refused batch was written.
         assert_eq!(store.size().unwrap(), 0);
+    }
+
+    /// Names of the board generations in `db`.
+    fn generations(db: &sled::Db) -> Vec<String> {
+        db.tree_names()
+            .into_iter()
+            .filter(|n| is_generation(n))
+            .map(|n| String::from_utf8_lossy(&n).into_owned())
+            .collect()
+    }
+
+    /// A staged board of genesis + notes `1..=n` (signed, so the rules admit them).
+    fn staged_board(live: &BoardStore, n: u64) -> StagedBoard {
+        let authority = SigningKey::from_bytes(&[1; 32]);
+        let staged = live.begin_staging().unwrap();
+        let leaves: Vec<Vec<u8>> = std::iter::once(genesis(&authority))
+            .chain((1..=n).map(|i| note(&authority, i)))
+            .collect();
+        let mut applier = BatchApplier::new(staged.board()).unwrap();
+        for leaf in &leaves {
+            applier.apply(leaf).unwrap();
+        }
+        staged
+            .board()
+            .commit_batch(&applier.finish(), 0, &[], None)
+            .unwrap();
+        staged
+    }
+
+    #[test]
+    fn a_staged_board_is_invisible_until_swapped_in_then_every_clone_reads_it() {
+        let dir = tempfile::tempdir().unwrap();
+        {
+            let (db, live) = three_entry_board(dir.path());
+            let reader = live.clone();
+            let signed = live.latest_own_checkpoint().unwrap().unwrap();
+            let staged = staged_board(&live, 5);
+            assert_eq!(staged.board().size().unwrap(), 6);
+            // The live board does not see the staged leaves.
+            assert_eq!(reader.size().unwrap(), 3);
+            assert!(reader.leaf(3).unwrap().is_none());
+            staged.adopt_signed_history(&live).unwrap();
+            let new_generation = staged.name();
+            live.swap_in(staged).unwrap();
+            // Every clone now reads the new board, with the signatures it adopted.
+            assert_eq!(reader.size().unwrap(), 6);
+            assert!(reader.leaf(5).unwrap().is_some());
+            assert_eq!(reader.generation(), new_generation);
+            assert_eq!(reader.own_checkpoint(3).unwrap().unwrap(), signed);
+            // The replaced board is gone.
+            assert_eq!(generations(&db), vec![new_generation]);
+        }
+        // The swap is durable: reopening serves the new board.
+        let (db, store) = board(dir.path());
+        assert_eq!(store.size().unwrap(), 6);
+        assert_ne!(store.generation(), FIRST_GENERATION);
+        assert_eq!(generations(&db).len(), 1);
+        // Its tip is not signed yet (the state machine signs it when sealing), and the
+        // node still refuses anything that does not extend what it signed.
+        assert_eq!(
+            store
+                .latest_own_checkpoint()
+                .unwrap()
+                .unwrap()
+                .checkpoint()
+                .size
+                .0,
+            3
+        );
+        let sealed = store.commit_batch(&[], 0, &[], Some(&signer())).unwrap();
+        assert_eq!(sealed.checkpoint.unwrap().checkpoint().size.0, 6);
+        assert_eq!(store.verify_integrity().unwrap().unwrap().size.0, 6);
+    }
+
+    #[test]
+    fn readers_during_a_swap_see_the_old_board_or_the_new_never_a_mix_or_an_error() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_db, live) = three_entry_board(dir.path());
+        let old = (3, live.root_at(3).unwrap());
+        let staged = staged_board(&live, 5);
+        staged.adopt_signed_history(&live).unwrap();
+        let new = (6, staged.board().root_at(6).unwrap());
+        let stop = Arc::new(std::sync::atomic::AtomicBool::new(false));
+        let readers: Vec<_> = (0..2)
+            .map(|_| {
+                let (store, stop) = (live.clone(), stop.clone());
+                std::thread::spawn(move || {
+                    let mut seen = Vec::new();
+                    while !stop.load(std::sync::atomic::Ordering::Relaxed) {
+                        // Size, root and last leaf of one board, read in one call.
+                        let view = store.with_merkle(|m| {
+                            let size = m.size().0;
+                            let last = store.leaf(size - 1)?.map(|l| leaf_hash(&l));
+                            Ok((
+                                size,
+                                m.root()?,
+                                last == Some(m.leaf_hash(LeafIndex(size - 1))?),
+                            ))
+                        });
+                        seen.push(view.unwrap());
+                    }
+                    seen
+                })
+            })
+            .collect();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        live.swap_in(staged).unwrap();
+        std::thread::sleep(std::time::Duration::from_millis(20));
+        stop.store(true, std::sync::atomic::Ordering::Relaxed);
+        for reader in readers {
+            let seen = reader.join().unwrap();
+            assert!(
+                seen.iter().any(|v| (v.0, v.1) == new),
+                "never saw the new board"
+            );
+            for (size, root, leaf_matches) in seen {
+                assert!(
+                    (size, root) == old || (size, root) == new,
+                    "a mix: {size} {root}"
+                );
+                assert!(leaf_matches);
+            }
+        }
+    }
+
+    #[test]
+    fn a_crash_mid_staging_reopens_the_old_board_and_drops_the_staging_tree() {
+        let dir = tempfile::tempdir().unwrap();
+        let root = {
+            let (db, live) = three_entry_board(dir.path());
+            let mut staged = staged_board(&live, 5);
+            // A crash: the process dies before the staged board is swapped in or
+            // dropped.
+            staged.keep = true;
+            drop(staged);
+            assert_eq!(generations(&db).len(), 2);
+            live.root_at(3).unwrap()
+        };
+        let (db, store) = board(dir.path());
+        assert_eq!(store.generation(), FIRST_GENERATION);
+        assert_eq!(store.size().unwrap(), 3);
+        assert_eq!(store.root_at(3).unwrap(), root);
+        assert_eq!(store.verify_integrity().unwrap().unwrap().root, root);
+        assert_eq!(generations(&db), vec![FIRST_GENERATION.to_string()]);
+    }
+
+    #[test]
+    fn a_crash_after_the_swap_is_recorded_opens_the_new_board() {
+        let dir = tempfile::tempdir().unwrap();
+        let new_generation = {
+            let (db, live) = three_entry_board(dir.path());
+            let mut staged = staged_board(&live, 5);
+            staged.adopt_signed_history(&live).unwrap();
+            // The commit point reached the disk, then the process died before it
+            // swapped the pointer or dropped the old tree.
+            staged.keep = true;
+            let name = staged.name();
+            let registry = db.open_tree(ACTIVE_TREE).unwrap();
+            registry.insert(ACTIVE_KEY, name.as_bytes()).unwrap();
+            db.flush().unwrap();
+            name
+        };
+        let (db, store) = board(dir.path());
+        assert_eq!(store.generation(), new_generation);
+        assert_eq!(store.size().unwrap(), 6);
+        assert_eq!(generations(&db), vec![new_generation]);
+    }
+
+    #[test]
+    fn a_staged_board_contradicting_a_signed_checkpoint_is_not_adopted() {
+        let dir = tempfile::tempdir().unwrap();
+        let (_db, live) = three_entry_board(dir.path());
+        // Shorter than the signed size 3.
+        let shorter = staged_board(&live, 1);
+        assert!(matches!(
+            shorter.adopt_signed_history(&live),
+            Err(StoreError::Integrity(IntegrityError::WouldShrink {
+                new_size: 2,
+                signed_size: 3
+            }))
+        ));
+        // Longer, but another history: genesis, then notes 1 and 3 at index 1 and 2.
+        let authority = SigningKey::from_bytes(&[1; 32]);
+        let other = live.begin_staging().unwrap();
+        let mut applier = BatchApplier::new(other.board()).unwrap();
+        for leaf in [
+            genesis(&authority),
+            note(&authority, 1),
+            note(&authority, 3),
+            note(&authority, 4),
+        ] {
+            applier.apply(&leaf).unwrap();
+        }
+        other
+            .board()
+            .commit_batch(&applier.finish(), 0, &[], None)
+            .unwrap();
+        assert!(matches!(
+            other.adopt_signed_history(&live),
+            Err(StoreError::Integrity(IntegrityError::WouldRewrite {
+                size: 3,
+                ..
+            }))
+        ));
+    }
+
+    #[test]
+    fn only_the_live_board_can_swap_and_a_dropped_staging_board_leaves_nothing() {
+        let dir = tempfile::tempdir().unwrap();
+        let (db, live) = three_entry_board(dir.path());
+        let staged = staged_board(&live, 4);
+        let other = live.begin_staging().unwrap();
+        assert!(matches!(
+            staged.board().swap_in(other),
+            Err(StoreError::NotActive { .. })
+        ));
+        drop(staged);
+        assert_eq!(generations(&db), vec![FIRST_GENERATION.to_string()]);
+        assert_eq!(live.size().unwrap(), 3);
     }
 }

@@ -28,9 +28,80 @@ pub enum ConfigError {
         /// Why.
         source: Box<toml::de::Error>,
     },
-    /// The configuration is inconsistent.
-    #[error("invalid configuration: {0}")]
-    Invalid(String),
+    /// The configuration cannot be written as TOML.
+    #[error("encoding the configuration: {0}")]
+    Encode(#[from] toml::ser::Error),
+    /// `node_id` has no entry in `peers`.
+    #[error("invalid configuration: node_id {0} is not listed in peers")]
+    NotInPeers(NodeId),
+    /// Two `peers` entries share an id.
+    #[error("invalid configuration: peer id {0} is listed twice")]
+    DuplicatePeer(NodeId),
+    /// An initial voter has no entry in `peers`.
+    #[error("invalid configuration: initial voter {0} is not listed in peers")]
+    UnknownInitialVoter(NodeId),
+    /// A verifier key (of a peer, or of a witness) does not parse.
+    #[error("invalid configuration: verifier key of {whose}: {source}")]
+    VerifierKey {
+        /// "peer 2", "witness http://…".
+        whose: String,
+        /// Why.
+        #[source]
+        source: bboard_core::Error,
+    },
+    /// The node's own verifier key names another key than the node's `name`.
+    #[error(
+        "invalid configuration: own verifier key is named {key_name:?}, node name is {node_name:?}"
+    )]
+    OwnKeyName {
+        /// The name in the verifier key.
+        key_name: String,
+        /// `name`.
+        node_name: String,
+    },
+    /// A peer's peer address or TLS fingerprint is missing or malformed.
+    #[error("invalid configuration: peer {id}: {reason}")]
+    PeerEndpoint {
+        /// The peer.
+        id: NodeId,
+        /// What is wrong.
+        #[source]
+        reason: PeerEndpointError,
+    },
+    /// An admin key is not a hex Ed25519 public key.
+    #[error("invalid configuration: admin key {0:?} is not a hex Ed25519 public key")]
+    AdminKey(String),
+    /// The cosignature policy (threshold against peers, witnesses) is impossible.
+    #[error("invalid configuration: {what}: {source}")]
+    Policy {
+        /// "cosign_threshold" or "witness_threshold".
+        what: &'static str,
+        /// Why.
+        #[source]
+        source: bboard_core::Error,
+    },
+    /// Raft timing is inconsistent.
+    #[error(
+        "invalid configuration: raft: need heartbeat < election_timeout_min < election_timeout_max"
+    )]
+    RaftTiming,
+    /// openraft refuses the derived configuration (boxed: it is large).
+    #[error("invalid configuration: raft: {0}")]
+    Raft(Box<openraft::ConfigError>),
+    /// A size limit is zero.
+    #[error("invalid configuration: limits: batch and page sizes must be positive")]
+    Limits,
+}
+
+/// What is wrong with a peer's peer-port entry.
+#[derive(Debug, thiserror::Error)]
+pub enum PeerEndpointError {
+    /// `peer_address` is empty.
+    #[error("no peer_address")]
+    NoPeerAddress,
+    /// `tls_fingerprint` does not parse.
+    #[error(transparent)]
+    Fingerprint(#[from] crate::peer::identity::IdentityError),
 }
 
 /// A member of the cluster, as every node knows it.
@@ -38,13 +109,37 @@ pub enum ConfigError {
 pub struct PeerConfig {
     /// Raft node id (never reused).
     pub id: NodeId,
-    /// gRPC address other nodes and clients use (`host:port`).
+    /// Public address clients use (`host:port`): Board API, HTTP, Admin.
     pub address: String,
+    /// Peer-port address other nodes use for Raft and cosigning (`host:port`).
+    pub peer_address: String,
+    /// SHA-256 of the node's peer-port TLS certificate (`sha256:<hex>`): the only
+    /// certificate accepted from, and expected of, this node on peer connections.
+    pub tls_fingerprint: String,
     /// Checkpoint verifier key (`name+keyid+base64`), name = the node's key name.
     pub verifier_key: String,
     /// Organisation that runs the node.
     #[serde(default)]
     pub organisation: String,
+}
+
+/// The checkpoint verifier key of `peer`.
+fn peer_verifier(peer: &PeerConfig) -> Result<NoteVerifier, ConfigError> {
+    NoteVerifier::parse(&peer.verifier_key).map_err(|source| ConfigError::VerifierKey {
+        whose: format!("peer {}", peer.id),
+        source,
+    })
+}
+
+impl PeerConfig {
+    /// This peer as a member of the Raft membership.
+    pub fn member(&self) -> crate::types::BoardNode {
+        crate::types::BoardNode {
+            addr: self.address.clone(),
+            peer_addr: self.peer_address.clone(),
+            tls_fingerprint: self.tls_fingerprint.clone(),
+        }
+    }
 }
 
 /// An independent witness this node feeds its final checkpoints to.
@@ -143,8 +238,16 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// File holding this node's Ed25519 signing key (hex seed).
     pub key_file: PathBuf,
-    /// gRPC listen address.
+    /// Public listen address: Board API (gRPC), HTTP/JSON, health, reflection, Admin.
     pub listen: SocketAddr,
+    /// Peer listen address: Raft and cosigning, mutual TLS with configured peers only.
+    pub peer_listen: SocketAddr,
+    /// This node's peer-port certificate (PEM), made by `bboard node init`.
+    #[serde(default = "default_tls_certificate_file")]
+    pub tls_certificate_file: PathBuf,
+    /// Its private key (PEM, a secret file).
+    #[serde(default = "default_tls_key_file")]
+    pub tls_key_file: PathBuf,
     /// Public keys (hex) allowed to sign admin commands.
     #[serde(default)]
     pub admin_keys: Vec<String>,
@@ -174,6 +277,14 @@ pub struct NodeConfig {
     pub witness_threshold: Option<usize>,
 }
 
+fn default_tls_certificate_file() -> PathBuf {
+    PathBuf::from("tls.crt")
+}
+
+fn default_tls_key_file() -> PathBuf {
+    PathBuf::from("tls.key")
+}
+
 impl NodeConfig {
     /// Loads and checks a configuration file. Relative paths in it are relative to the
     /// file's directory.
@@ -191,8 +302,14 @@ impl NodeConfig {
             if config.data_dir.is_relative() {
                 config.data_dir = base.join(&config.data_dir);
             }
-            if config.key_file.is_relative() {
-                config.key_file = base.join(&config.key_file);
+            for file in [
+                &mut config.key_file,
+                &mut config.tls_certificate_file,
+                &mut config.tls_key_file,
+            ] {
+                if file.is_relative() {
+                    *file = base.join(&*file);
+                }
             }
         }
         config.validate()?;
@@ -201,50 +318,59 @@ impl NodeConfig {
 
     /// The TOML text of this configuration.
     pub fn to_toml(&self) -> Result<String, ConfigError> {
-        toml::to_string_pretty(self).map_err(|e| ConfigError::Invalid(e.to_string()))
+        Ok(toml::to_string_pretty(self)?)
     }
 
     /// Checks internal consistency.
     pub fn validate(&self) -> Result<(), ConfigError> {
-        let invalid = |m: String| Err(ConfigError::Invalid(m));
-        if !self.peers.iter().any(|p| p.id == self.node_id) {
-            return invalid(format!("node_id {} is not listed in peers", self.node_id));
-        }
+        let own = self
+            .own_peer()
+            .ok_or(ConfigError::NotInPeers(self.node_id))?;
         for (i, a) in self.peers.iter().enumerate() {
             if self.peers[i + 1..].iter().any(|b| b.id == a.id) {
-                return invalid(format!("peer id {} is listed twice", a.id));
+                return Err(ConfigError::DuplicatePeer(a.id));
             }
         }
-        for voter in &self.initial_voters {
-            if !self.peers.iter().any(|p| p.id == *voter) {
-                return invalid(format!("initial voter {voter} is not listed in peers"));
-            }
+        self.peer_endpoints()?;
+        if let Some(voter) = self
+            .initial_voters
+            .iter()
+            .find(|voter| !self.peers.iter().any(|p| p.id == **voter))
+        {
+            return Err(ConfigError::UnknownInitialVoter(*voter));
         }
-        let own = self.peers.iter().find(|p| p.id == self.node_id);
-        if let Some(own) = own {
-            let verifier = NoteVerifier::parse(&own.verifier_key)
-                .map_err(|e| ConfigError::Invalid(format!("own verifier key: {e}")))?;
-            if verifier.name() != self.name {
-                return invalid(format!(
-                    "own verifier key is named {:?}, node name is {:?}",
-                    verifier.name(),
-                    self.name
-                ));
-            }
+        let verifier = peer_verifier(own)?;
+        if verifier.name() != self.name {
+            return Err(ConfigError::OwnKeyName {
+                key_name: verifier.name().to_owned(),
+                node_name: self.name.clone(),
+            });
         }
         self.policy()?;
+        self.admin_verifying_keys()?;
         let raft = &self.raft;
         if raft.election_timeout_min_ms <= raft.heartbeat_ms
             || raft.election_timeout_max_ms <= raft.election_timeout_min_ms
         {
-            return invalid(
-                "raft: need heartbeat < election_timeout_min < election_timeout_max".into(),
-            );
+            return Err(ConfigError::RaftTiming);
         }
         if self.limits.batch_max_entries == 0 || self.limits.max_page_entries == 0 {
-            return invalid("limits: batch and page sizes must be positive".into());
+            return Err(ConfigError::Limits);
         }
         Ok(())
+    }
+
+    /// The admin keys, parsed.
+    pub fn admin_verifying_keys(&self) -> Result<Vec<ed25519_dalek::VerifyingKey>, ConfigError> {
+        self.admin_keys
+            .iter()
+            .map(|k| {
+                hex::decode(k)
+                    .ok()
+                    .and_then(|b| bboard_core::envelope::parse_public_key(&b).ok())
+                    .ok_or_else(|| ConfigError::AdminKey(k.clone()))
+            })
+            .collect()
     }
 
     /// The cosignature policy of this cluster: the peers' keys, k of n.
@@ -252,21 +378,24 @@ impl NodeConfig {
         let keys = self
             .peers
             .iter()
-            .map(|p| {
-                NoteVerifier::parse(&p.verifier_key)
-                    .map_err(|e| ConfigError::Invalid(format!("peer {} verifier key: {e}", p.id)))
-            })
+            .map(peer_verifier)
             .collect::<Result<Vec<_>, _>>()?;
         let policy = match self.cosign_threshold {
             Some(k) => CosignaturePolicy::new(&self.origin, keys, k),
             None => CosignaturePolicy::majority(&self.origin, keys),
         };
-        let policy = policy.map_err(|e| ConfigError::Invalid(e.to_string()))?;
+        let policy = policy.map_err(|source| ConfigError::Policy {
+            what: "cosign_threshold",
+            source,
+        })?;
         match self.witness_threshold {
             None | Some(0) => Ok(policy),
             Some(m) => policy
                 .with_witnesses(self.witness_verifiers()?, m)
-                .map_err(|e| ConfigError::Invalid(format!("witnesses: {e}"))),
+                .map_err(|source| ConfigError::Policy {
+                    what: "witness_threshold",
+                    source,
+                }),
         }
     }
 
@@ -285,8 +414,9 @@ impl NodeConfig {
         self.witnesses
             .iter()
             .map(|w| {
-                NoteVerifier::parse(&w.verifier_key).map_err(|e| {
-                    ConfigError::Invalid(format!("witness {} verifier key: {e}", w.url))
+                NoteVerifier::parse(&w.verifier_key).map_err(|source| ConfigError::VerifierKey {
+                    whose: format!("witness {}", w.url),
+                    source,
                 })
             })
             .collect()
@@ -310,11 +440,155 @@ impl NodeConfig {
         };
         config
             .validate()
-            .map_err(|e| ConfigError::Invalid(format!("raft: {e}")))
+            .map_err(|e| ConfigError::Raft(Box::new(e)))
+    }
+
+    /// Where each peer's peer port is and the certificate it must present.
+    pub fn peer_endpoints(
+        &self,
+    ) -> Result<std::collections::BTreeMap<NodeId, crate::peer::PeerEndpoint>, ConfigError> {
+        self.peers
+            .iter()
+            .map(|p| {
+                let invalid = |reason| ConfigError::PeerEndpoint { id: p.id, reason };
+                let fingerprint = crate::peer::Fingerprint::parse(&p.tls_fingerprint)
+                    .map_err(|e| invalid(e.into()))?;
+                if p.peer_address.is_empty() {
+                    return Err(invalid(PeerEndpointError::NoPeerAddress));
+                }
+                let endpoint = crate::peer::PeerEndpoint {
+                    address: p.peer_address.clone(),
+                    fingerprint,
+                };
+                Ok((p.id, endpoint))
+            })
+            .collect()
     }
 
     /// This node's entry in `peers`.
     pub fn own_peer(&self) -> Option<&PeerConfig> {
         self.peers.iter().find(|p| p.id == self.node_id)
+    }
+}
+
+#[cfg(test)]
+#[allow(clippy::unwrap_used)]
+mod tests {
+    use super::*;
+
+    fn peer(id: NodeId) -> PeerConfig {
+        let key = ed25519_dalek::SigningKey::from_bytes(&[id as u8; 32]);
+        let signer = bboard_core::checkpoint::NoteSigner::new(&format!("node-{id}"), key).unwrap();
+        PeerConfig {
+            id,
+            address: format!("127.0.0.1:{}", 7100 + id),
+            peer_address: format!("127.0.0.1:{}", 7200 + id),
+            tls_fingerprint: crate::peer::Fingerprint::of(&[id as u8]).to_string(),
+            verifier_key: signer.verifier().to_string(),
+            organisation: format!("org-{id}"),
+        }
+    }
+
+    fn config() -> NodeConfig {
+        NodeConfig {
+            node_id: 1,
+            name: "node-1".into(),
+            organisation: "org-1".into(),
+            origin: "config.test/board".into(),
+            data_dir: "data".into(),
+            key_file: "node.key".into(),
+            listen: "127.0.0.1:7101".parse().unwrap(),
+            peer_listen: "127.0.0.1:7201".parse().unwrap(),
+            tls_certificate_file: default_tls_certificate_file(),
+            tls_key_file: default_tls_key_file(),
+            admin_keys: vec![hex::encode(
+                ed25519_dalek::SigningKey::from_bytes(&[7; 32])
+                    .verifying_key()
+                    .as_bytes(),
+            )],
+            cosign_threshold: None,
+            initial_voters: vec![1, 2, 3],
+            peers: (1..=3).map(peer).collect(),
+            raft: RaftTuning::default(),
+            limits: Limits::default(),
+            witnesses: Vec::new(),
+            witness_threshold: None,
+        }
+    }
+
+    #[test]
+    fn each_inconsistency_is_named_by_its_own_error() {
+        config().validate().unwrap();
+        let check = |edit: &dyn Fn(&mut NodeConfig), expected: &dyn Fn(&ConfigError) -> bool| {
+            let mut config = config();
+            edit(&mut config);
+            let error = config.validate().unwrap_err();
+            assert!(expected(&error), "unexpected {error:?}");
+        };
+        check(&|c| c.node_id = 9, &|e| {
+            matches!(e, ConfigError::NotInPeers(9))
+        });
+        check(&|c| c.peers[2].id = 2, &|e| {
+            matches!(e, ConfigError::DuplicatePeer(2))
+        });
+        check(&|c| c.initial_voters.push(5), &|e| {
+            matches!(e, ConfigError::UnknownInitialVoter(5))
+        });
+        check(&|c| c.peers[1].tls_fingerprint = "sha256:00".into(), &|e| {
+            matches!(
+                e,
+                ConfigError::PeerEndpoint {
+                    id: 2,
+                    reason: PeerEndpointError::Fingerprint(_)
+                }
+            )
+        });
+        check(&|c| c.peers[2].peer_address.clear(), &|e| {
+            matches!(
+                e,
+                ConfigError::PeerEndpoint {
+                    id: 3,
+                    reason: PeerEndpointError::NoPeerAddress
+                }
+            )
+        });
+        check(&|c| c.peers[1].verifier_key = "garbage".into(), &|e| {
+            matches!(e, ConfigError::VerifierKey { .. })
+        });
+        check(&|c| c.name = "node-x".into(), &|e| {
+            matches!(e, ConfigError::OwnKeyName { .. })
+        });
+        check(&|c| c.cosign_threshold = Some(4), &|e| {
+            matches!(
+                e,
+                ConfigError::Policy {
+                    what: "cosign_threshold",
+                    ..
+                }
+            )
+        });
+        check(&|c| c.admin_keys.push("zz".into()), &|e| {
+            matches!(e, ConfigError::AdminKey(_))
+        });
+        check(&|c| c.raft.heartbeat_ms = 5000, &|e| {
+            matches!(e, ConfigError::RaftTiming)
+        });
+        check(&|c| c.limits.max_page_entries = 0, &|e| {
+            matches!(e, ConfigError::Limits)
+        });
+    }
+
+    #[test]
+    fn a_written_configuration_reads_back_the_same() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("config.toml");
+        std::fs::write(&path, config().to_toml().unwrap()).unwrap();
+        let loaded = NodeConfig::load(&path).unwrap();
+        assert_eq!(loaded.peers, config().peers);
+        assert_eq!(
+            loaded.tls_key_file,
+            dir.path().join("tls.key"),
+            "relative to the file"
+        );
     }
 }

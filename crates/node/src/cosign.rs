@@ -7,17 +7,25 @@
 //! The other side of the exchange is [`NodeCosigner`]: it answers a peer's request with
 //! this node's own signature, but only over a size it has applied itself, so a node
 //! never vouches for a tree it has not computed.
+//!
+//! The same exchange vouches for snapshots: before a node installs one, its
+//! [`PeerVouchers`] gather the other nodes' signatures over the staged checkpoint
+//! (see [`crate::state_machine`]).
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use bboard_core::checkpoint::{Checkpoint, SignedCheckpoint};
+use bboard_core::checkpoint::{Checkpoint, CosignaturePolicy, SignedCheckpoint};
 use bboard_merkle::TreeSize;
+use futures::future::BoxFuture;
 use tokio::sync::watch;
 
 use crate::board_store::StoreError;
 use crate::network::{request_cosignature, Cosigner};
 use crate::node::Shared;
+use crate::peer::PeerChannels;
+use crate::state_machine::{SnapshotVouchers, VouchError};
+use crate::types::NodeId;
 
 /// How many recently cosigned checkpoints a node keeps in memory for by-size queries.
 const RECENT_CHECKPOINTS: usize = 4096;
@@ -25,6 +33,61 @@ const RECENT_CHECKPOINTS: usize = 4096;
 const COSIGN_TIMEOUT: Duration = Duration::from_secs(3);
 /// How long a node waits to have applied a size before it signs it for a peer.
 const APPLY_WAIT: Duration = Duration::from_secs(2);
+/// How long a node installing a snapshot keeps asking its peers to vouch for it.
+/// Refusing a snapshot stops the node's Raft (a storage error), so it waits out a
+/// peer that is restarting or still applying rather than give up at the first round.
+const VOUCH_PATIENCE: Duration = Duration::from_secs(30);
+/// Pause between two rounds of vouching requests.
+const VOUCH_RETRY: Duration = Duration::from_millis(500);
+
+/// Asks each of `others` for its signature over `target` and merges the notes that
+/// sign exactly it into `merged` (started empty when this node has no signature to
+/// give), until `policy` accepts the result or every peer answered (each bounded by
+/// `timeout`). A peer that signs another root for the same size is equivocating (or
+/// on a fork): logged loudly, never merged.
+pub(crate) async fn gather_signatures(
+    peers: &PeerChannels,
+    others: &[NodeId],
+    target: &Checkpoint,
+    mut merged: Option<SignedCheckpoint>,
+    policy: &CosignaturePolicy,
+    timeout: Duration,
+) -> Option<SignedCheckpoint> {
+    use futures::StreamExt as _;
+    let size = target.size.0;
+    let mut requests: futures::stream::FuturesUnordered<_> = others
+        .iter()
+        .map(|&id| request_cosignature(peers, id, size, timeout))
+        .collect();
+    while merged.as_ref().is_none_or(|m| policy.verify(m).is_err()) {
+        let Some(result) = requests.next().await else {
+            break;
+        };
+        let Ok(note) = result else {
+            continue;
+        };
+        match SignedCheckpoint::parse(&note) {
+            Ok(theirs) if theirs.checkpoint() != target => {
+                tracing::error!(
+                    size,
+                    ours = %target.root,
+                    theirs = %theirs.checkpoint().root,
+                    "peer signed a different checkpoint"
+                );
+            }
+            Ok(theirs) => match merged.as_mut() {
+                None => merged = Some(theirs),
+                Some(merged) => {
+                    if let Err(e) = merged.merge(&theirs) {
+                        tracing::error!(size, error = %e, "merging a peer's signature");
+                    }
+                }
+            },
+            Err(e) => tracing::warn!(size, error = %e, "malformed cosignature"),
+        }
+    }
+    merged
+}
 
 /// Why this node could not produce (or gather signatures over) a checkpoint.
 #[derive(Debug, thiserror::Error)]
@@ -74,33 +137,25 @@ impl Shared {
     /// as the checkpoint is final (k-of-n), so one slow or stopped peer does not delay
     /// receipts; otherwise waits for every peer (each bounded by a timeout).
     pub async fn cosign_round(&self, size: u64) -> Result<SignedCheckpoint, CosignError> {
-        use futures::StreamExt as _;
-        let mut merged = self.own_checkpoint(size)?;
-        let mut requests: futures::stream::FuturesUnordered<_> = self
+        let own = self.own_checkpoint(size)?;
+        let target = own.checkpoint().clone();
+        let others: Vec<NodeId> = self
             .config
             .peers
             .iter()
             .filter(|p| p.id != self.config.node_id)
-            .map(|p| request_cosignature(&p.address, size, COSIGN_TIMEOUT))
+            .map(|p| p.id)
             .collect();
-        while self.node_policy.verify(&merged).is_err() {
-            let Some(result) = requests.next().await else {
-                break;
-            };
-            let Ok(note) = result else {
-                continue;
-            };
-            match SignedCheckpoint::parse(&note) {
-                Ok(theirs) => {
-                    if let Err(e) = merged.merge(&theirs) {
-                        // A peer signing another root for the same size is equivocation
-                        // (or a fork): keep our history, log loudly.
-                        tracing::error!(size, error = %e, "peer signed a different checkpoint");
-                    }
-                }
-                Err(e) => tracing::warn!(size, error = %e, "malformed cosignature"),
-            }
-        }
+        let merged = gather_signatures(
+            &self.peers,
+            &others,
+            &target,
+            Some(own.clone()),
+            &self.node_policy,
+            COSIGN_TIMEOUT,
+        )
+        .await
+        .unwrap_or(own);
         let mut recent = self.recent.lock().map_err(|_| CosignError::Poisoned)?;
         recent.insert(size, merged.clone());
         while recent.len() > RECENT_CHECKPOINTS {
@@ -123,6 +178,71 @@ impl Shared {
             }
         }
         self.cosign_round(size).await
+    }
+}
+
+/// The other nodes vouching for a snapshot's checkpoint: asks each configured peer
+/// but this node for its signature, in rounds, until the node policy is met or
+/// [`VOUCH_PATIENCE`] runs out. The state machine judges the result itself (without
+/// this node's key): this only gathers.
+pub struct PeerVouchers {
+    peers: Arc<PeerChannels>,
+    others: Vec<NodeId>,
+    node_policy: CosignaturePolicy,
+}
+
+impl PeerVouchers {
+    /// Vouchers over `peers` for the node `node_id` of `config`.
+    pub fn new(
+        peers: Arc<PeerChannels>,
+        config: &crate::config::NodeConfig,
+    ) -> Result<Self, crate::config::ConfigError> {
+        Ok(PeerVouchers {
+            peers,
+            others: config
+                .peers
+                .iter()
+                .filter(|p| p.id != config.node_id)
+                .map(|p| p.id)
+                .collect(),
+            node_policy: config.node_policy()?,
+        })
+    }
+}
+
+impl SnapshotVouchers for PeerVouchers {
+    fn cosigned_checkpoint(
+        &self,
+        checkpoint: Checkpoint,
+    ) -> BoxFuture<'_, Result<SignedCheckpoint, VouchError>> {
+        Box::pin(async move {
+            let deadline = tokio::time::Instant::now() + VOUCH_PATIENCE;
+            loop {
+                let merged = gather_signatures(
+                    &self.peers,
+                    &self.others,
+                    &checkpoint,
+                    None,
+                    &self.node_policy,
+                    COSIGN_TIMEOUT,
+                )
+                .await;
+                let enough = merged
+                    .as_ref()
+                    .is_some_and(|m| self.node_policy.verify(m).is_ok());
+                if enough || tokio::time::Instant::now() + VOUCH_RETRY >= deadline {
+                    return merged.ok_or(VouchError::NoSignature {
+                        size: checkpoint.size.0,
+                        root: checkpoint.root,
+                    });
+                }
+                tracing::info!(
+                    size = checkpoint.size.0,
+                    "peers have not vouched for the snapshot yet; asking again"
+                );
+                tokio::time::sleep(VOUCH_RETRY).await;
+            }
+        })
     }
 }
 

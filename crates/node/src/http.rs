@@ -557,13 +557,35 @@ async fn render_metrics(http: &Http) -> Result<String, MetricsError> {
         "Forwarded entries not yet seen on the board",
         s.pending_forwards,
     );
-    let counter: Counter = Counter::default();
-    counter.inc_by(rejected);
-    registry.register(
-        "committed_entries_rejected",
-        "Committed entries the rules rejected on apply (a correct leader proposes none)",
-        counter,
-    );
+    let peer_port = http.shared.peers.counters();
+    let load =
+        |value: &std::sync::atomic::AtomicU64| value.load(std::sync::atomic::Ordering::Relaxed);
+    for (name, help, value) in [
+        (
+            "committed_entries_rejected",
+            "Committed entries the rules rejected on apply (a correct leader proposes none)",
+            rejected,
+        ),
+        (
+            "peer_handshakes_failed",
+            "Peer-port TLS handshakes refused or timed out (no or unpinned certificate)",
+            load(&peer_port.handshakes_failed),
+        ),
+        (
+            "peer_handshakes_shed",
+            "Peer-port connections closed because too many handshakes were in progress",
+            load(&peer_port.handshakes_shed),
+        ),
+        (
+            "peer_impersonations_refused",
+            "Raft requests refused because they claimed another sender than the authenticated peer",
+            load(&peer_port.impersonations_refused),
+        ),
+    ] {
+        let counter: Counter = Counter::default();
+        counter.inc_by(value);
+        registry.register(name, help, counter);
+    }
     let mut out = String::new();
     prometheus_client::encoding::text::encode(&mut out, &registry)?;
     Ok(out)

@@ -8,8 +8,11 @@
 //! - [`board_store`]: the board state in sled (leaves, Merkle nodes, indexes, key
 //!   registry, own signed checkpoints), one atomic batch per applied entry.
 //! - [`state_machine`]: openraft's state machine over the board store: deterministic
-//!   apply, streamed snapshots that are re-verified on install.
+//!   apply, streamed snapshots that are staged beside the live board, re-verified
+//!   whole, vouched for by the other nodes and swapped in atomically.
 //! - [`network`]: the Raft transport over gRPC, and checkpoint cosigning between peers.
+//! - [`peer`]: the peer port those travel on: mutual TLS between configured nodes,
+//!   pinned certificates, the authenticated sender of every request.
 //! - [`node`]: the shared state of a running node, held by every service and loop.
 //! - [`batcher`]: group commit: many appends, one Raft entry, one answer per waiter.
 //! - [`cosign`]: the cosigner loop, gathering peers' signatures into final checkpoints.
@@ -23,10 +26,9 @@
 //!   their cosignatures (the witness itself is the `bboard-witness` crate).
 //! - [`fault`]: test-only misbehaviour (cargo feature `fault-injection`).
 //! - [`admin`]: the signed operator service (membership, snapshot, campaign).
-//! - [`runtime`]: starting (integrity check, Raft, gRPC + health + reflection) and
-//!   stopping a node.
-//!
-//! Not here yet: mTLS between nodes.
+//! - [`distrust`]: the leaders this node was told to stop following, persisted.
+//! - [`runtime`]: starting (integrity check, Raft, the public port with gRPC, HTTP,
+//!   health and reflection, the peer port with Raft and cosigning) and stopping a node.
 
 #![forbid(unsafe_code)]
 pub mod admin;
@@ -34,6 +36,7 @@ pub mod batcher;
 pub mod board_store;
 pub mod config;
 pub mod cosign;
+pub mod distrust;
 pub mod fault;
 pub mod forward;
 pub mod http;
@@ -41,6 +44,7 @@ pub mod inclusion;
 pub mod log_store;
 pub mod network;
 pub mod node;
+pub mod peer;
 pub mod recorder;
 pub mod runtime;
 pub mod service;

@@ -4,7 +4,8 @@
 //!
 //! - the **client side**, [`GrpcNetworkFactory`] and [`GrpcRaftClient`], which implement
 //!   openraft's [`RaftNetworkFactory`] and [`RaftNetwork`]: one lazily connected tonic
-//!   [`Channel`] per peer, addressed as `http://{BasicNode::addr}`;
+//!   [`Channel`] per peer, shared through [`PeerChannels`] (mutual TLS to the peer
+//!   address and certificate the config or the membership's [`BoardNode`] names);
 //! - the **server side**, [`RaftService`], which implements the generated
 //!   [`raft_server::Raft`] trait by handing each request to the local [`BoardRaft`];
 //! - the checkpoint co-signing RPC: the server delegates to a [`Cosigner`], and
@@ -74,13 +75,18 @@ use openraft::raft::{
     AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest, InstallSnapshotResponse,
     VoteRequest, VoteResponse,
 };
-use openraft::{AnyError, BasicNode};
+use openraft::AnyError;
 use serde::de::DeserializeOwned;
 use serde::Serialize;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Channel;
 use tonic::{Code, Request, Response, Status};
 
-use crate::types::{BoardRaft, NodeId, TypeConfig};
+pub use crate::distrust::LeaderDistrust;
+use crate::peer::channels::PeerChannelError;
+use crate::peer::{
+    AuthenticatedPeer, Fingerprint, PeerChannels, PeerDirectory, PeerEndpoint, PeerPortCounters,
+};
+use crate::types::{BoardNode, BoardRaft, NodeId, TypeConfig};
 
 /// Largest gRPC message (either direction) the Raft transport sends or accepts: 8 MiB.
 pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
@@ -89,12 +95,11 @@ pub const MAX_MESSAGE_BYTES: usize = 8 * 1024 * 1024;
 /// [`MAX_MESSAGE_BYTES`].
 const FRAMING_MARGIN: usize = 1024;
 
-/// Timeout for establishing a TCP/HTTP2 connection to a peer.
-pub const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+pub use crate::peer::channels::CONNECT_TIMEOUT;
 
 /// The error openraft sees from one of our RPCs, with `E` the remote API error.
 type RpcResult<T, E = openraft::error::Infallible> =
-    Result<T, RPCError<NodeId, BasicNode, RaftError<NodeId, E>>>;
+    Result<T, RPCError<NodeId, BoardNode, RaftError<NodeId, E>>>;
 
 /// Which Raft RPC a call is, for messages and dispatch.
 #[derive(Clone, Copy, Debug)]
@@ -114,19 +119,11 @@ impl fmt::Display for RaftRpc {
     }
 }
 
-/// Builds the lazily connected endpoint of a peer at `addr` (`host:port`).
-fn endpoint(addr: &str) -> Result<Endpoint, tonic::transport::Error> {
-    Ok(Endpoint::from_shared(format!("http://{addr}"))?
-        .connect_timeout(CONNECT_TIMEOUT)
-        .tcp_nodelay(true))
-}
-
-/// Builds a generated Raft client for `addr` with the transport's message limits.
-fn raft_client(addr: &str) -> Result<RaftClient<Channel>, tonic::transport::Error> {
-    let channel = endpoint(addr)?.connect_lazy();
-    Ok(RaftClient::new(channel)
+/// A generated Raft client over `channel` with the transport's message limits.
+fn raft_client(channel: Channel) -> RaftClient<Channel> {
+    RaftClient::new(channel)
         .max_decoding_message_size(MAX_MESSAGE_BYTES)
-        .max_encoding_message_size(MAX_MESSAGE_BYTES))
+        .max_encoding_message_size(MAX_MESSAGE_BYTES)
 }
 
 /// Whether a gRPC status means the peer could not be reached (back off before retrying).
@@ -142,55 +139,104 @@ fn is_too_large(status: &Status) -> bool {
     matches!(status.code(), Code::OutOfRange | Code::ResourceExhausted)
 }
 
-/// Creates a [`GrpcRaftClient`] per replication target.
-///
-/// Stateless: every client owns its own channel, so a slow peer cannot block another.
-#[derive(Clone, Debug, Default)]
-pub struct GrpcNetworkFactory {}
+/// Creates a [`GrpcRaftClient`] per replication target, over the node's shared
+/// [`PeerChannels`]: a peer is reached at its configured peer address and must present
+/// its pinned certificate, whatever address the Raft membership names.
+#[derive(Clone, Debug)]
+pub struct GrpcNetworkFactory {
+    channels: Arc<PeerChannels>,
+}
 
 impl GrpcNetworkFactory {
-    /// A new factory.
-    pub fn new() -> Self {
-        Self {}
+    /// A factory dialling peers through `channels`.
+    pub fn new(channels: Arc<PeerChannels>) -> Self {
+        Self { channels }
     }
 }
 
 impl RaftNetworkFactory<TypeConfig> for GrpcNetworkFactory {
     type Network = GrpcRaftClient;
 
-    async fn new_client(&mut self, target: NodeId, node: &BasicNode) -> Self::Network {
-        GrpcRaftClient::new(target, node.clone())
+    async fn new_client(&mut self, target: NodeId, node: &BoardNode) -> Self::Network {
+        learn_member(self.channels.directory(), target, node);
+        GrpcRaftClient::new(target, node.clone(), &self.channels)
     }
 }
 
-/// The Raft transport to one peer: a lazily connected gRPC channel.
+/// Records the peer identity a membership entry gives for `id` (ignored when the
+/// entry predates peer TLS or its fingerprint is malformed: the config's pin stays).
+pub fn learn_member(directory: &PeerDirectory, id: NodeId, node: &BoardNode) {
+    if node.peer_addr.is_empty() {
+        return;
+    }
+    match Fingerprint::parse(&node.tls_fingerprint) {
+        Ok(fingerprint) => {
+            directory.learn(
+                id,
+                PeerEndpoint {
+                    address: node.peer_addr.clone(),
+                    fingerprint,
+                },
+            );
+        }
+        Err(e) => tracing::warn!(node = id, error = %e, "membership names a malformed pin"),
+    }
+}
+
+/// Keeps `directory` in step with the Raft membership until `shutdown`: every member's
+/// peer identity, as the admin-signed membership records it, is admitted on the peer
+/// port and dialled there.
+pub async fn learn_membership(
+    raft: BoardRaft,
+    directory: Arc<PeerDirectory>,
+    mut shutdown: tokio::sync::watch::Receiver<bool>,
+) {
+    let mut metrics = raft.metrics();
+    loop {
+        let membership = metrics.borrow_and_update().membership_config.clone();
+        for (id, node) in membership.nodes() {
+            learn_member(&directory, *id, node);
+        }
+        tokio::select! {
+            changed = metrics.changed() => if changed.is_err() { return },
+            _ = shutdown.changed() => return,
+        }
+    }
+}
+
+/// The Raft transport to one peer: its shared, lazily connected channel.
 pub struct GrpcRaftClient {
     target: NodeId,
-    node: BasicNode,
-    /// The client, or why none could be built (a malformed address): every RPC then fails
-    /// as [`RPCError::Unreachable`].
-    client: Result<RaftClient<Channel>, Arc<tonic::transport::Error>>,
+    node: BoardNode,
+    /// Its peer address, for messages.
+    addr: String,
+    /// The client, or why none could be built (a node with no configured pin): every
+    /// RPC then fails as [`RPCError::Unreachable`].
+    client: Result<RaftClient<Channel>, Arc<PeerChannelError>>,
 }
 
 impl fmt::Debug for GrpcRaftClient {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         f.debug_struct("GrpcRaftClient")
             .field("target", &self.target)
-            .field("addr", &self.node.addr)
+            .field("addr", &self.addr)
             .finish_non_exhaustive()
     }
 }
 
 impl GrpcRaftClient {
-    /// A client for node `target` at `node.addr` (`host:port`). No connection is made until
-    /// the first RPC.
-    pub fn new(target: NodeId, node: BasicNode) -> Self {
-        let client = raft_client(&node.addr).map_err(Arc::new);
+    /// A client for node `target` (a member at `node`) through `channels`. No
+    /// connection is made until the first RPC.
+    pub fn new(target: NodeId, node: BoardNode, channels: &PeerChannels) -> Self {
+        let client = channels.channel(target).map(raft_client).map_err(Arc::new);
         if let Err(e) = &client {
-            tracing::error!(target, addr = %node.addr, error = %e, "invalid Raft peer address");
+            tracing::error!(target, error = %e, "cannot reach Raft peer");
         }
         Self {
             target,
+            addr: channels
+                .address_of(target)
+                .unwrap_or_else(|| node.peer_addr.clone()),
             node,
             client,
         }
@@ -201,12 +247,9 @@ impl GrpcRaftClient {
         &self,
         rpc: RaftRpc,
         what: impl fmt::Display,
-    ) -> RPCError<NodeId, BasicNode, E> {
+    ) -> RPCError<NodeId, BoardNode, E> {
         RPCError::Network(openraft::error::NetworkError::from(AnyError::error(
-            format!(
-                "{rpc} to node {} at {}: {what}",
-                self.target, self.node.addr
-            ),
+            format!("{rpc} to node {} at {}: {what}", self.target, self.addr),
         )))
     }
 
@@ -243,14 +286,11 @@ impl GrpcRaftClient {
         match result {
             Ok(response) => Ok(response.into_inner().data),
             Err(status) => {
-                tracing::debug!(%rpc, target = self.target, addr = %self.node.addr, %status,
+                tracing::debug!(%rpc, target = self.target, addr = %self.addr, %status,
                     "Raft RPC failed");
                 if is_unreachable(&status) {
                     Err(RPCError::Unreachable(Unreachable::from(AnyError::error(
-                        format!(
-                            "{rpc} to node {} at {}: {status}",
-                            self.target, self.node.addr
-                        ),
+                        format!("{rpc} to node {} at {}: {status}", self.target, self.addr),
                     ))))
                 } else if let Some(e) = is_too_large(&status).then(|| too_large(&status)).flatten()
                 {
@@ -356,39 +396,19 @@ pub trait Cosigner: Send + Sync + 'static {
     async fn cosign(&self, size: u64) -> Result<String, tonic::Status>;
 }
 
-/// A leader this node refuses to follow for a while (`bboard node campaign --depose`):
-/// its AppendEntries, snapshots and vote requests are turned away, so once a majority
-/// of nodes distrust it, it can no longer lead and the others elect a new leader.
-/// Kept in memory only: a restart forgets it, by design (it is an operator's action).
-#[derive(Debug, Default)]
-pub struct LeaderDistrust {
-    until: std::sync::Mutex<Option<(NodeId, std::time::Instant)>>,
-}
-
-impl LeaderDistrust {
-    /// Refuse to follow `leader` for `duration`.
-    pub fn distrust(&self, leader: NodeId, duration: std::time::Duration) {
-        if let Ok(mut until) = self.until.lock() {
-            *until = Some((leader, std::time::Instant::now() + duration));
-        }
-    }
-
-    /// Whether messages from `node` as leader or candidate are refused now.
-    pub fn refuses(&self, node: Option<NodeId>) -> bool {
-        let Ok(until) = self.until.lock() else {
-            return false;
-        };
-        matches!((*until, node), (Some((distrusted, deadline)), Some(node))
-            if distrusted == node && std::time::Instant::now() < deadline)
-    }
-}
-
-/// The server side of the Raft transport: hands each RPC to the local Raft.
+/// The server side of the Raft transport: hands each RPC to the local Raft, after
+/// binding the sender it claims to the peer the TLS handshake authenticated.
+///
+/// Served only on the peer port ([`crate::peer`]); every request there carries an
+/// [`AuthenticatedPeer`]. A request without one is refused, so mounting this service
+/// on a port without peer TLS serves nothing.
 #[derive(Clone)]
 pub struct RaftService {
     raft: BoardRaft,
     cosigner: Arc<dyn Cosigner>,
     distrust: Arc<LeaderDistrust>,
+    counters: Arc<PeerPortCounters>,
+    directory: Arc<PeerDirectory>,
 }
 
 impl fmt::Debug for RaftService {
@@ -398,12 +418,16 @@ impl fmt::Debug for RaftService {
 }
 
 impl RaftService {
-    /// A service answering for `raft`, co-signing checkpoints with `cosigner`.
-    pub fn new(raft: BoardRaft, cosigner: Arc<dyn Cosigner>) -> Self {
+    /// A service answering for `raft`, co-signing checkpoints with `cosigner`, taking
+    /// who may speak as which node from `peers` (and counting refusals in its counters,
+    /// shared with `/metrics`).
+    pub fn new(raft: BoardRaft, cosigner: Arc<dyn Cosigner>, peers: &PeerChannels) -> Self {
         Self {
             raft,
             cosigner,
             distrust: Arc::default(),
+            counters: peers.counters().clone(),
+            directory: peers.directory().clone(),
         }
     }
 
@@ -413,14 +437,49 @@ impl RaftService {
         self
     }
 
-    fn refuse_distrusted(&self, from: Option<NodeId>) -> Result<(), Status> {
-        if self.distrust.refuses(from) {
+    /// Refuses a sender whose certificate stands for a deposed node (under any of its
+    /// ids).
+    fn refuse_distrusted(&self, ids: &std::collections::BTreeSet<NodeId>) -> Result<(), Status> {
+        if let Some(deposed) = self.distrust.refused(ids.iter().copied()) {
             return Err(Status::unavailable(format!(
-                "this node no longer follows node {} (deposed by its operator)",
-                from.unwrap_or_default()
+                "this node no longer follows node {deposed} (deposed by its operator)"
             )));
         }
         Ok(())
+    }
+
+    /// Decodes a Raft request whose claimed sender (the candidate of a vote, the
+    /// leader of an append or snapshot: `vote.leader_id`) must be the authenticated
+    /// peer. Log ids inside are not checked: a leader replicates its predecessors'
+    /// entries.
+    fn authenticated_request<T: DeserializeOwned>(
+        &self,
+        rpc: RaftRpc,
+        request: Request<RaftPayload>,
+        claimed_sender: impl FnOnce(&T) -> Option<NodeId>,
+    ) -> Result<T, Status> {
+        let peer = authenticated_peer(&request)?;
+        let decoded: T = decode_request(rpc, request)?;
+        let claimed = claimed_sender(&decoded);
+        let authenticated = self.directory.ids_of(&peer.fingerprint);
+        match claimed {
+            Some(sender) if authenticated.contains(&sender) => {
+                self.refuse_distrusted(&authenticated)?;
+                Ok(decoded)
+            }
+            _ => {
+                self.counters
+                    .impersonations_refused
+                    .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                tracing::warn!(%rpc, ?authenticated, ?claimed, remote = %peer.remote,
+                    "refused a Raft request whose sender is not the authenticated peer");
+                Err(Status::permission_denied(format!(
+                    "{rpc} claims to come from node {}, but this connection is node {:?}",
+                    claimed.map_or_else(|| "none".to_owned(), |c| c.to_string()),
+                    authenticated
+                )))
+            }
+        }
     }
 
     /// The tonic service, with [`MAX_MESSAGE_BYTES`] limits in both directions.
@@ -429,6 +488,17 @@ impl RaftService {
             .max_decoding_message_size(MAX_MESSAGE_BYTES)
             .max_encoding_message_size(MAX_MESSAGE_BYTES)
     }
+}
+
+/// The peer the TLS handshake authenticated for this request's connection.
+fn authenticated_peer<T>(request: &Request<T>) -> Result<AuthenticatedPeer, Status> {
+    request
+        .extensions()
+        .get::<AuthenticatedPeer>()
+        .copied()
+        .ok_or_else(|| {
+            Status::unauthenticated("Raft and cosigning are served to authenticated peers only")
+        })
 }
 
 /// Decodes an openraft request from a payload; bad bytes are the caller's fault.
@@ -459,16 +529,19 @@ impl raft_server::Raft for RaftService {
         request: Request<RaftPayload>,
     ) -> Result<Response<RaftPayload>, Status> {
         let rpc = RaftRpc::AppendEntries;
-        let req: AppendEntriesRequest<TypeConfig> = decode_request(rpc, request)?;
-        self.refuse_distrusted(req.vote.leader_id().voted_for())?;
+        let req =
+            self.authenticated_request(rpc, request, |r: &AppendEntriesRequest<TypeConfig>| {
+                r.vote.leader_id().voted_for()
+            })?;
         let reply = self.raft.append_entries(req).await;
         encode_reply(rpc, &reply)
     }
 
     async fn vote(&self, request: Request<RaftPayload>) -> Result<Response<RaftPayload>, Status> {
         let rpc = RaftRpc::Vote;
-        let req: VoteRequest<NodeId> = decode_request(rpc, request)?;
-        self.refuse_distrusted(req.vote.leader_id().voted_for())?;
+        let req = self.authenticated_request(rpc, request, |r: &VoteRequest<NodeId>| {
+            r.vote.leader_id().voted_for()
+        })?;
         let reply = self.raft.vote(req).await;
         encode_reply(rpc, &reply)
     }
@@ -478,8 +551,10 @@ impl raft_server::Raft for RaftService {
         request: Request<RaftPayload>,
     ) -> Result<Response<RaftPayload>, Status> {
         let rpc = RaftRpc::InstallSnapshot;
-        let req: InstallSnapshotRequest<TypeConfig> = decode_request(rpc, request)?;
-        self.refuse_distrusted(req.vote.leader_id().voted_for())?;
+        let req =
+            self.authenticated_request(rpc, request, |r: &InstallSnapshotRequest<TypeConfig>| {
+                r.vote.leader_id().voted_for()
+            })?;
         let reply = self.raft.install_snapshot(req).await;
         encode_reply(rpc, &reply)
     }
@@ -488,6 +563,7 @@ impl raft_server::Raft for RaftService {
         &self,
         request: Request<CosignRequest>,
     ) -> Result<Response<CosignResponse>, Status> {
+        authenticated_peer(&request)?;
         let size = request.into_inner().size;
         let signed_checkpoint = self.cosigner.cosign(size).await?;
         Ok(Response::new(CosignResponse { signed_checkpoint }))
@@ -497,56 +573,43 @@ impl raft_server::Raft for RaftService {
 /// Why [`request_cosignature`] failed.
 #[derive(Debug, thiserror::Error)]
 pub enum NetworkError {
-    /// The peer address is not a valid `host:port`.
-    #[error("invalid peer address {addr:?}: {source}")]
-    InvalidAddress {
-        /// The address as given.
-        addr: String,
-        /// Why it was rejected.
-        #[source]
-        source: tonic::transport::Error,
-    },
+    /// No channel to the peer could be made.
+    #[error(transparent)]
+    Channel(#[from] PeerChannelError),
     /// The peer could not be reached or answered with an error status.
-    #[error("peer {addr}: {status}")]
+    #[error("node {node}: {status}")]
     Status {
-        /// The peer address.
-        addr: String,
+        /// The peer.
+        node: NodeId,
         /// The gRPC status (boxed: it is large).
         status: Box<Status>,
     },
     /// The peer did not answer in time.
-    #[error("peer {addr} did not answer within {timeout:?}")]
+    #[error("node {node} did not answer within {timeout:?}")]
     Timeout {
-        /// The peer address.
-        addr: String,
+        /// The peer.
+        node: NodeId,
         /// The deadline that expired.
         timeout: Duration,
     },
 }
 
-/// Asks the peer at `addr` (`host:port`) for its signature over its checkpoint at `size`.
-///
-/// Opens a fresh connection (co-signing is rare) and gives up after `timeout`, which bounds
-/// connecting, the peer's wait for `size` to be applied, and the reply.
+/// Asks peer `node` for its signature over its checkpoint at `size`, on the shared
+/// channel to it, giving up after `timeout` (which bounds connecting, the peer's wait
+/// for `size` to be applied, and the reply).
 pub async fn request_cosignature(
-    addr: &str,
+    channels: &PeerChannels,
+    node: NodeId,
     size: u64,
     timeout: Duration,
 ) -> Result<String, NetworkError> {
-    let endpoint = endpoint(addr).map_err(|source| NetworkError::InvalidAddress {
-        addr: addr.to_owned(),
-        source,
-    })?;
-    let mut client = RaftClient::new(endpoint.timeout(timeout).connect_lazy());
+    let mut client = RaftClient::new(channels.channel(node)?);
     let mut request = Request::new(CosignRequest { size });
     request.set_timeout(timeout);
     match tokio::time::timeout(timeout, client.cosign_checkpoint(request)).await {
-        Err(_elapsed) => Err(NetworkError::Timeout {
-            addr: addr.to_owned(),
-            timeout,
-        }),
+        Err(_elapsed) => Err(NetworkError::Timeout { node, timeout }),
         Ok(Err(status)) => Err(NetworkError::Status {
-            addr: addr.to_owned(),
+            node,
             status: Box::new(status),
         }),
         Ok(Ok(response)) => Ok(response.into_inner().signed_checkpoint),
@@ -568,11 +631,12 @@ mod tests {
         Snapshot, SnapshotMeta, StorageError, StorageIOError, StoredMembership, Vote,
     };
     use tokio::io::{AsyncReadExt, AsyncSeekExt, AsyncWriteExt};
-    use tokio::net::TcpListener;
     use tokio::sync::oneshot;
     use tokio::task::JoinHandle;
 
     use super::*;
+    use crate::peer::TlsIdentity;
+    use crate::test_server::TestPeers;
     use crate::types::{BoardRequest, BoardResponse};
 
     /// Bound on every wait in these tests.
@@ -684,10 +748,10 @@ mod tests {
     #[derive(Default)]
     struct SmInner {
         last_applied: Option<LogId<NodeId>>,
-        membership: StoredMembership<NodeId, BasicNode>,
+        membership: StoredMembership<NodeId, BoardNode>,
         /// Normal entries applied one by one (not through a snapshot).
         applied_normal: u64,
-        snapshot: Option<(SnapshotMeta<NodeId, BasicNode>, Vec<u8>)>,
+        snapshot: Option<(SnapshotMeta<NodeId, BoardNode>, Vec<u8>)>,
         /// Snapshots installed from the leader.
         installed: u64,
         built: u64,
@@ -744,7 +808,7 @@ mod tests {
         async fn applied_state(
             &mut self,
         ) -> Result<
-            (Option<LogId<NodeId>>, StoredMembership<NodeId, BasicNode>),
+            (Option<LogId<NodeId>>, StoredMembership<NodeId, BoardNode>),
             StorageError<NodeId>,
         > {
             let inner = self.0.lock().unwrap();
@@ -784,7 +848,7 @@ mod tests {
 
         async fn install_snapshot(
             &mut self,
-            meta: &SnapshotMeta<NodeId, BasicNode>,
+            meta: &SnapshotMeta<NodeId, BoardNode>,
             mut snapshot: Box<tokio::fs::File>,
         ) -> Result<(), StorageError<NodeId>> {
             let mut data = Vec::new();
@@ -829,6 +893,7 @@ mod tests {
     struct TestNode {
         id: NodeId,
         addr: String,
+        channels: Arc<PeerChannels>,
         raft: BoardRaft,
         sm: MemSm,
         stop: Option<oneshot::Sender<()>>,
@@ -836,8 +901,11 @@ mod tests {
     }
 
     impl TestNode {
-        fn node(&self) -> BasicNode {
-            BasicNode::new(self.addr.clone())
+        fn node(&self) -> BoardNode {
+            BoardNode {
+                addr: self.addr.clone(),
+                ..Default::default()
+            }
         }
 
         /// Stops the node: its Raft, then its gRPC server (connections are closed).
@@ -870,27 +938,29 @@ mod tests {
         Arc::new(config.validate().unwrap())
     }
 
-    async fn start_node(id: NodeId) -> TestNode {
-        let listener = TcpListener::bind("127.0.0.1:0").await.unwrap();
-        let addr = listener.local_addr().unwrap().to_string();
+    async fn start_node(peers: &mut TestPeers, id: NodeId) -> TestNode {
+        let listener = peers.take_listener(id);
+        let channels = peers.channels(id);
         let sm = MemSm::default();
         let raft = Raft::new(
             id,
             test_config(),
-            GrpcNetworkFactory::new(),
+            GrpcNetworkFactory::new(channels.clone()),
             MemLog::default(),
             sm.clone(),
         )
         .await
         .unwrap();
-        let service = RaftService::new(raft.clone(), Arc::new(EchoCosigner(id)));
-        let (stop, server) = crate::test_server::serve_until_stopped(
+        let service = RaftService::new(raft.clone(), Arc::new(EchoCosigner(id)), &channels);
+        let (stop, server) = crate::test_server::serve_peer_port_until_stopped(
             listener,
             tonic::service::Routes::new(service.into_server()),
+            &channels,
         );
         TestNode {
             id,
-            addr,
+            addr: peers.address(id),
+            channels,
             raft,
             sm,
             stop: Some(stop),
@@ -900,12 +970,12 @@ mod tests {
 
     /// Starts nodes 1..=n and initialises the cluster from node 1; returns the nodes and the
     /// leader's id.
-    async fn start_cluster(n: u64) -> (Vec<TestNode>, NodeId) {
+    async fn start_cluster(peers: &mut TestPeers, n: u64) -> (Vec<TestNode>, NodeId) {
         let mut nodes = Vec::new();
         for id in 1..=n {
-            nodes.push(start_node(id).await);
+            nodes.push(start_node(peers, id).await);
         }
-        let members: BTreeMap<NodeId, BasicNode> = nodes.iter().map(|n| (n.id, n.node())).collect();
+        let members: BTreeMap<NodeId, BoardNode> = nodes.iter().map(|n| (n.id, n.node())).collect();
         nodes[0].raft.initialize(members).await.unwrap();
         let metrics = nodes[0]
             .raft
@@ -953,7 +1023,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn network_three_nodes_elect_commit_and_survive_a_stopped_follower() {
-        let (mut nodes, leader) = start_cluster(3).await;
+        let mut peers = TestPeers::bind(&[1, 2, 3]).await;
+        let (mut nodes, leader) = start_cluster(&mut peers, 3).await;
         let index = write(&node(&nodes, leader).raft).await;
         for n in &nodes {
             wait_applied(n, index).await;
@@ -988,7 +1059,8 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
     async fn network_learner_catches_up_through_chunked_snapshot() {
-        let (mut nodes, leader) = start_cluster(3).await;
+        let mut peers = TestPeers::bind(&[1, 2, 3, 4]).await;
+        let (mut nodes, leader) = start_cluster(&mut peers, 3).await;
         let mut index = 0;
         for _ in 0..5 {
             index = write(&node(&nodes, leader).raft).await;
@@ -1013,7 +1085,7 @@ mod tests {
             .unwrap();
 
         // A new learner can only catch up by receiving the snapshot, in several chunks.
-        let learner = start_node(4).await;
+        let learner = start_node(&mut peers, 4).await;
         leader_raft
             .add_learner(learner.id, learner.node(), true)
             .await
@@ -1040,13 +1112,16 @@ mod tests {
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
     async fn network_cosign_and_bad_payloads() {
-        let mut n = start_node(7).await;
+        let mut peers = TestPeers::bind(&[7, 8]).await;
+        let mut n = start_node(&mut peers, 7).await;
+        // Node 8 is a configured peer calling node 7.
+        let caller = peers.channels(8);
 
-        let signed = request_cosignature(&n.addr, 42, Duration::from_secs(2))
+        let signed = request_cosignature(&caller, 7, 42, Duration::from_secs(2))
             .await
             .unwrap();
         assert_eq!(signed, "node 7 signs 42");
-        let err = request_cosignature(&n.addr, u64::MAX, Duration::from_secs(2))
+        let err = request_cosignature(&caller, 7, u64::MAX, Duration::from_secs(2))
             .await
             .unwrap_err();
         match err {
@@ -1057,7 +1132,7 @@ mod tests {
         }
 
         // Garbage payloads are rejected, not fatal.
-        let mut client = raft_client(&n.addr).unwrap();
+        let mut client = raft_client(caller.channel(7).unwrap());
         for rpc in [
             RaftRpc::AppendEntries,
             RaftRpc::Vote,
@@ -1077,9 +1152,11 @@ mod tests {
 
         // A remote Raft error comes back as RemoteError: an uninitialised node still
         // answers a vote, and a vote against a stopped Raft is a remote Fatal error.
-        let mut raft_net = GrpcNetworkFactory::new().new_client(7, &n.node()).await;
+        let mut raft_net = GrpcNetworkFactory::new(caller.clone())
+            .new_client(7, &n.node())
+            .await;
         let option = RPCOption::new(Duration::from_secs(2));
-        let vote = VoteRequest::new(Vote::new(1, 1), None);
+        let vote = VoteRequest::new(Vote::new(1, 8), None);
         raft_net.vote(vote.clone(), option.clone()).await.unwrap();
         n.raft.shutdown().await.unwrap();
         match raft_net.vote(vote.clone(), option.clone()).await {
@@ -1098,20 +1175,80 @@ mod tests {
             other => panic!("unexpected {other:?}"),
         }
         assert!(started.elapsed() < Duration::from_secs(3));
-        let err = request_cosignature(&n.addr, 1, Duration::from_secs(2))
+        let err = request_cosignature(&caller, 7, 1, Duration::from_secs(2))
             .await
             .unwrap_err();
         assert!(matches!(err, NetworkError::Status { .. }), "{err}");
         assert!(matches!(
-            request_cosignature("not a host:port", 1, Duration::from_secs(1)).await,
-            Err(NetworkError::InvalidAddress { .. })
+            request_cosignature(&caller, 99, 1, Duration::from_secs(1)).await,
+            Err(NetworkError::Channel(PeerChannelError::UnknownPeer(99)))
         ));
+    }
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn network_peer_port_refuses_strangers_and_impersonators() {
+        let mut peers = TestPeers::bind(&[1, 2, 3]).await;
+        let mut n = start_node(&mut peers, 1).await;
+        let vote_at = |term: u64, candidate: NodeId| {
+            Request::new(RaftPayload {
+                data: rmp_serde::to_vec_named(&VoteRequest::<NodeId>::new(
+                    Vote::new(term, candidate),
+                    None,
+                ))
+                .unwrap(),
+            })
+        };
+        let vote_claiming = |candidate: NodeId| vote_at(100, candidate);
+
+        // Node 3 is a configured peer, but a vote it sends for candidate 2 is refused,
+        // and node 1's term does not move.
+        let mut as_node_3 = raft_client(peers.channels(3).channel(1).unwrap());
+        let status = as_node_3.vote(vote_claiming(2)).await.unwrap_err();
+        assert_eq!(status.code(), Code::PermissionDenied, "{status}");
+        assert_eq!(n.raft.metrics().borrow().current_term, 0);
+        assert_eq!(
+            n.channels
+                .counters()
+                .impersonations_refused
+                .load(std::sync::atomic::Ordering::Relaxed),
+            1
+        );
+        // Voting as itself is fine.
+        as_node_3.vote(vote_claiming(3)).await.unwrap();
+
+        // A certificate nobody pinned cannot complete a handshake, nor can plain gRPC.
+        let stranger_channels = Arc::new(PeerChannels::new(
+            TlsIdentity::generate(3).unwrap(),
+            BTreeMap::from([(
+                1,
+                crate::peer::PeerEndpoint {
+                    address: n.addr.clone(),
+                    fingerprint: n.channels.identity().fingerprint(),
+                },
+            )]),
+        ));
+        // (The refusal surfaces as a TLS alert or a closed connection, by timing.)
+        let mut stranger = raft_client(stranger_channels.channel(1).unwrap());
+        assert!(stranger.vote(vote_at(200, 3)).await.is_err());
+        let mut plain = RaftClient::new(
+            tonic::transport::Endpoint::from_shared(format!("http://{}", n.addr))
+                .unwrap()
+                .connect_lazy(),
+        );
+        assert!(plain.vote(vote_at(200, 3)).await.is_err());
+        assert_eq!(
+            n.raft.metrics().borrow().current_term,
+            100,
+            "only node 3's own vote moved the term"
+        );
+        n.stop().await;
     }
 
     #[tokio::test]
     async fn network_oversized_append_entries_asks_for_smaller_batches() {
         // Nothing listens here: the size check happens before any connection.
-        let mut net = GrpcRaftClient::new(9, BasicNode::new("127.0.0.1:1"));
+        let peers = TestPeers::bind(&[9]).await;
+        let mut net = GrpcRaftClient::new(9, BoardNode::default(), &peers.channels(9));
         let leaf = crate::types::LeafBytes(vec![7; 1024 * 1024]);
         let entries = (1..=12)
             .map(|i| Entry::<TypeConfig> {

@@ -20,6 +20,7 @@ use crate::batcher::{PendingAppend, QUEUE_DEPTH};
 use crate::board_store::BoardStore;
 use crate::config::NodeConfig;
 use crate::forward::Channels;
+use crate::peer::PeerChannels;
 use crate::state_machine::AppliedState;
 use crate::types::BoardRaft;
 
@@ -53,8 +54,10 @@ pub struct Shared {
     pub batcher: mpsc::Sender<PendingAppend>,
     /// Forwarded entries awaiting inclusion, and censorship alarms.
     pub inclusion: crate::inclusion::Inclusion,
-    /// Connections to peers (forwarding).
+    /// Connections to other nodes' public ports (forwarding).
     pub channels: Channels,
+    /// Connections to peers' peer ports (cosigning; Raft shares them).
+    pub peers: Arc<PeerChannels>,
 }
 
 impl Shared {
@@ -66,6 +69,7 @@ impl Shared {
         signer: NoteSigner,
         applied: watch::Receiver<AppliedState>,
         inclusion: crate::inclusion::Inclusion,
+        peers: Arc<PeerChannels>,
     ) -> Result<(Arc<Self>, mpsc::Receiver<PendingAppend>), crate::config::ConfigError> {
         let policy = config.policy()?;
         let node_policy = config.node_policy()?;
@@ -86,6 +90,7 @@ impl Shared {
                 batcher,
                 inclusion,
                 channels: Channels::default(),
+                peers,
             }),
             queue,
         ))

@@ -1,4 +1,5 @@
-//! Starting and stopping a node: stores, Raft, gRPC server, background loops.
+//! Starting and stopping a node: stores, Raft, the public and peer servers,
+//! background loops.
 
 use std::collections::BTreeMap;
 use std::sync::Arc;
@@ -10,10 +11,11 @@ use tokio::task::JoinHandle;
 
 use crate::batcher::run_batcher;
 use crate::config::NodeConfig;
-use crate::cosign::{run_cosigner, NodeCosigner};
+use crate::cosign::{run_cosigner, NodeCosigner, PeerVouchers};
 use crate::log_store::{open_db, SledLogStore};
 use crate::network::{GrpcNetworkFactory, RaftService};
 use crate::node::Shared;
+use crate::peer::{PeerChannels, TlsIdentity};
 use crate::recorder::run_checkpoint_recorder;
 use crate::service::BoardService;
 use crate::state_machine::BoardStateMachine;
@@ -28,14 +30,41 @@ pub enum StartError {
     /// The key file is unreadable or malformed.
     #[error(transparent)]
     KeyFile(#[from] bboard_util::key_file::KeyFileError),
-    /// The key cannot sign as this node (e.g. the node name is not a valid key name).
-    #[error("key file {path}: {reason}")]
-    Key {
-        /// The file.
-        path: String,
-        /// What is wrong.
-        reason: String,
+    /// The node name cannot name a checkpoint key (empty, whitespace or '+').
+    #[error("node name {name:?} cannot sign checkpoints: {source}")]
+    KeyName {
+        /// The configured name.
+        name: String,
+        /// Why.
+        #[source]
+        source: bboard_core::Error,
     },
+    /// The key file holds another key than the node's verifier key in `peers`.
+    #[error(
+        "key file {path}: this key does not match the node's verifier key in peers ({configured})"
+    )]
+    KeyMismatch {
+        /// The key file.
+        path: std::path::PathBuf,
+        /// The verifier key the config lists for this node.
+        configured: String,
+    },
+    /// The peer-port certificate or its key could not be read.
+    #[error("peer TLS identity: {0}")]
+    PeerIdentity(#[from] crate::peer::identity::IdentityError),
+    /// The peer-port certificate is not the one the config pins for this node.
+    #[error("peer certificate {path} has fingerprint {actual}, but peers pins this node to {configured}; the other nodes would refuse it")]
+    PeerCertificateMismatch {
+        /// The certificate file.
+        path: std::path::PathBuf,
+        /// The fingerprint in this node's `[[peers]]` entry.
+        configured: String,
+        /// The certificate's fingerprint.
+        actual: String,
+    },
+    /// The peer port's TLS configuration could not be built.
+    #[error(transparent)]
+    PeerTls(#[from] crate::peer::tls::TlsConfigError),
     /// The data directory could not be created.
     #[error("creating the data directory {path}: {source}")]
     DataDir {
@@ -128,15 +157,32 @@ async fn open_db_waiting_for_lock(path: &std::path::Path) -> Result<sled::Db, St
     }
 }
 
+/// Binds a listener on `address`.
+async fn bind(
+    address: std::net::SocketAddr,
+) -> Result<(tokio::net::TcpListener, std::net::SocketAddr), StartError> {
+    let listen_error = |source| StartError::Listen {
+        address: address.to_string(),
+        source,
+    };
+    let listener = tokio::net::TcpListener::bind(address)
+        .await
+        .map_err(listen_error)?;
+    let local = listener.local_addr().map_err(listen_error)?;
+    Ok((listener, local))
+}
+
 /// A running node.
 pub struct RunningNode {
     /// Shared state (for in-process tests and tools).
     pub shared: Arc<Shared>,
-    /// The address the gRPC server is bound to.
+    /// The address the public server (Board API, HTTP, Admin) is bound to.
     pub local_addr: std::net::SocketAddr,
+    /// The address the peer server (Raft, cosigning; mutual TLS) is bound to.
+    pub peer_addr: std::net::SocketAddr,
     shutdown: watch::Sender<bool>,
     tasks: Vec<JoinHandle<()>>,
-    server: JoinHandle<Result<(), tonic::transport::Error>>,
+    servers: Vec<JoinHandle<Result<(), tonic::transport::Error>>>,
     db: sled::Db,
 }
 
@@ -151,12 +197,13 @@ impl RunningNode {
         let _ = self.shutdown.send(true);
         // Graceful: in-flight calls finish; open Watch streams end on the same signal.
         // Bounded, so a stuck client cannot keep the node from stopping.
-        let mut server = self.server;
-        if tokio::time::timeout(std::time::Duration::from_secs(5), &mut server)
-            .await
-            .is_err()
-        {
-            server.abort();
+        for mut server in self.servers {
+            if tokio::time::timeout(std::time::Duration::from_secs(5), &mut server)
+                .await
+                .is_err()
+            {
+                server.abort();
+            }
         }
         for task in self.tasks {
             let _ = task.await;
@@ -173,21 +220,29 @@ impl RunningNode {
 pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
     config.validate()?;
     let key = read_key_file(&config.key_file)?;
-    let signer = NoteSigner::new(&config.name, key.clone()).map_err(|e| StartError::Key {
-        path: config.key_file.display().to_string(),
-        reason: e.to_string(),
-    })?;
-    let own = config.own_peer().ok_or_else(|| {
-        StartError::Config(crate::config::ConfigError::Invalid(
-            "node not in peers".into(),
-        ))
-    })?;
+    let signer =
+        NoteSigner::new(&config.name, key.clone()).map_err(|source| StartError::KeyName {
+            name: config.name.clone(),
+            source,
+        })?;
+    let own = config
+        .own_peer()
+        .ok_or(crate::config::ConfigError::NotInPeers(config.node_id))?;
     if own.verifier_key != signer.verifier().to_string() {
-        return Err(StartError::Key {
-            path: config.key_file.display().to_string(),
-            reason: "this key does not match the node's verifier key in peers".into(),
+        return Err(StartError::KeyMismatch {
+            path: config.key_file.clone(),
+            configured: own.verifier_key.clone(),
         });
     }
+    let identity = TlsIdentity::load(&config.tls_certificate_file, &config.tls_key_file)?;
+    if identity.fingerprint().to_string() != own.tls_fingerprint.to_lowercase() {
+        return Err(StartError::PeerCertificateMismatch {
+            path: config.tls_certificate_file.clone(),
+            configured: own.tls_fingerprint.clone(),
+            actual: identity.fingerprint().to_string(),
+        });
+    }
+    let peers = Arc::new(PeerChannels::new(identity, config.peer_endpoints()?));
     std::fs::create_dir_all(&config.data_dir).map_err(|source| StartError::DataDir {
         path: config.data_dir.clone(),
         source,
@@ -203,30 +258,27 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
     .map_err(|source| StartError::Untrusted {
         data_dir: config.data_dir.clone(),
         source,
-    })?;
+    })?
+    // A snapshot is installed only once the other nodes vouch for its root.
+    .with_snapshot_vouchers(
+        Arc::new(PeerVouchers::new(peers.clone(), &config)?),
+        config.node_policy()?,
+    );
     let board = state_machine.board();
     let applied = state_machine.subscribe();
     let raft_config = Arc::new(config.raft_config()?);
     let raft = BoardRaft::new(
         config.node_id,
         raft_config,
-        GrpcNetworkFactory::new(),
+        GrpcNetworkFactory::new(peers.clone()),
         log_store,
         state_machine,
     )
     .await
     .map_err(|e| StartError::Raft(Box::new(e)))?;
 
-    let listener = tokio::net::TcpListener::bind(config.listen)
-        .await
-        .map_err(|source| StartError::Listen {
-            address: config.listen.to_string(),
-            source,
-        })?;
-    let local_addr = listener.local_addr().map_err(|source| StartError::Listen {
-        address: config.listen.to_string(),
-        source,
-    })?;
+    let (listener, local_addr) = bind(config.listen).await?;
+    let (peer_listener, peer_addr) = bind(config.peer_listen).await?;
 
     if !config.initial_voters.is_empty()
         && !raft
@@ -238,7 +290,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
             .peers
             .iter()
             .filter(|p| config.initial_voters.contains(&p.id))
-            .map(|p| (p.id, openraft::BasicNode::new(p.address.clone())))
+            .map(|p| (p.id, p.member()))
             .collect();
         // Every initial voter calls this with the same membership; openraft accepts
         // it on an empty log and the election sorts out the rest.
@@ -247,31 +299,31 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
         }
     }
 
-    let admin_keys = config
-        .admin_keys
-        .iter()
-        .map(|k| {
-            hex::decode(k)
-                .ok()
-                .and_then(|b| bboard_core::envelope::parse_public_key(&b).ok())
-                .ok_or_else(|| {
-                    StartError::Config(crate::config::ConfigError::Invalid(format!(
-                        "admin key {k:?} is not a hex Ed25519 public key"
-                    )))
-                })
-        })
-        .collect::<Result<Vec<_>, _>>()?;
+    let admin_keys = config.admin_verifying_keys()?;
 
     let inclusion = crate::inclusion::Inclusion::open(
         &db,
         std::time::Duration::from_millis(config.limits.inclusion_deadline_ms.max(1)),
     )?;
-    let (shared, queue) = Shared::new(config, raft.clone(), board, signer, applied, inclusion)?;
+    let (shared, queue) = Shared::new(
+        config,
+        raft.clone(),
+        board,
+        signer,
+        applied,
+        inclusion,
+        peers.clone(),
+    )?;
     let (shutdown, shutdown_rx) = watch::channel(false);
     let tasks = vec![
         tokio::spawn(run_batcher(shared.clone(), queue, shutdown_rx.clone())),
         tokio::spawn(run_cosigner(shared.clone(), shutdown_rx.clone())),
         tokio::spawn(run_checkpoint_recorder(shared.clone(), shutdown_rx.clone())),
+        tokio::spawn(crate::network::learn_membership(
+            raft.clone(),
+            peers.directory().clone(),
+            shutdown_rx.clone(),
+        )),
         tokio::spawn(crate::inclusion::run_inclusion_watch(
             shared.clone(),
             shutdown_rx.clone(),
@@ -285,39 +337,49 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
     let reflection = tonic_reflection::server::Builder::configure()
         .register_encoded_file_descriptor_set(bboard_proto::FILE_DESCRIPTOR_SET)
         .build_v1()?;
-    let distrust = Arc::new(crate::network::LeaderDistrust::default());
-    let raft_service = RaftService::new(raft.clone(), Arc::new(NodeCosigner(shared.clone())))
-        .with_distrust(distrust.clone());
+    let distrust = Arc::new(crate::distrust::LeaderDistrust::open(&db)?);
+    let raft_service =
+        RaftService::new(raft.clone(), Arc::new(NodeCosigner(shared.clone())), &peers)
+            .with_distrust(distrust.clone());
     let board_service = BoardService::new(shared.clone(), shutdown_rx.clone());
-    let admin_service =
-        crate::admin::AdminService::new(raft.clone(), admin_keys).with_distrust(distrust);
-    let mut server_shutdown = shutdown_rx.clone();
-    // gRPC (HTTP/2) and the read-only HTTP/JSON side (HTTP/1.1) share one port.
+    let admin_service = crate::admin::AdminService::new(raft.clone(), admin_keys)
+        .with_distrust(distrust)
+        .with_peers(peers.directory().clone());
+    let shutdown_signal = |mut receiver: watch::Receiver<bool>| async move {
+        let _ = receiver.changed().await;
+    };
+    // The public port: gRPC (HTTP/2) and the read-only HTTP/JSON side (HTTP/1.1). Raft
+    // and cosigning are not here: asked on this port they are UNIMPLEMENTED.
     let routes =
         tonic::service::Routes::from(crate::http::router(board_service.clone(), shared.clone()))
             .add_service(health_service)
             .add_service(reflection)
-            .add_service(raft_service.into_server())
             .add_service(board_service.into_server())
             .add_service(admin_service.into_server());
-    let server = tokio::spawn(
+    let public_server = tokio::spawn(
         tonic::transport::Server::builder()
             .accept_http1(true)
             .add_routes(routes)
             .serve_with_incoming_shutdown(
                 tokio_stream::wrappers::TcpListenerStream::new(listener),
-                async move {
-                    let _ = server_shutdown.changed().await;
-                },
+                shutdown_signal(shutdown_rx.clone()),
             ),
     );
-    tracing::info!(%local_addr, node = shared.config.node_id, "node serving");
+    // The peer port: mutual TLS with pinned peers, then Raft and cosigning only.
+    let peer_server = crate::peer::serve(
+        peer_listener,
+        tonic::service::Routes::new(raft_service.into_server()),
+        &peers,
+        shutdown_signal(shutdown_rx.clone()),
+    )?;
+    tracing::info!(%local_addr, %peer_addr, node = shared.config.node_id, "node serving");
     Ok(RunningNode {
         shared,
         local_addr,
+        peer_addr,
         shutdown,
         tasks,
-        server,
+        servers: vec![public_server, peer_server],
         db,
     })
 }

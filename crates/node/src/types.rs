@@ -43,13 +43,35 @@ pub struct BoardResponse {
     pub tree_size: u64,
 }
 
+/// A member of the cluster as Raft's membership records it: where clients reach it,
+/// and where peers reach it and which certificate it must present there.
+///
+/// Carrying the peer identity in the (admin-signed, replicated) membership lets a node
+/// that joins later, or one rebuilt under a new id, be dialled and authenticated by
+/// every member without editing every organisation's config.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct BoardNode {
+    /// Public address (`host:port`): Board API, HTTP, Admin; leader hints for clients.
+    pub addr: String,
+    /// Peer-port address (`host:port`): Raft and cosigning.
+    pub peer_addr: String,
+    /// The pinned peer-port certificate (`sha256:<hex>`).
+    pub tls_fingerprint: String,
+}
+
+impl std::fmt::Display for BoardNode {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "{} (peer port {})", self.addr, self.peer_addr)
+    }
+}
+
 openraft::declare_raft_types!(
     /// openraft types of a bboard cluster.
     pub TypeConfig:
         D = BoardRequest,
         R = BoardResponse,
         NodeId = NodeId,
-        Node = openraft::BasicNode,
+        Node = BoardNode,
         Entry = openraft::Entry<TypeConfig>,
         SnapshotData = tokio::fs::File,
 );

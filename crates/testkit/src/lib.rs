@@ -11,13 +11,16 @@
 pub mod cluster;
 pub mod process;
 
+use std::collections::BTreeMap;
+use std::sync::{Mutex, OnceLock};
 use std::time::{SystemTime, UNIX_EPOCH};
 
-use bboard_core::checkpoint::{Checkpoint, NoteSigner, SignedCheckpoint};
+use bboard_core::checkpoint::{Checkpoint, CosignaturePolicy, NoteSigner, SignedCheckpoint};
 use bboard_core::envelope::SignedEnvelope;
 use bboard_core::pb;
 use bboard_merkle::{Blake3Hasher, MemoryNodeStore, MerkleTree, TreeHasher, TreeSize};
 use bboard_node::config::{Limits, NodeConfig, PeerConfig, RaftTuning};
+use bboard_node::peer::TlsIdentity;
 use ed25519_dalek::SigningKey;
 
 /// The origin (log name) of the boards the harnesses start.
@@ -86,6 +89,7 @@ pub fn genesis(origin: &str, authority: &SigningKey) -> SignedEnvelope {
                 origin: origin.into(),
                 authority_keys: vec![authority.verifying_key().as_bytes().to_vec()],
                 description: "test board".into(),
+                organisations: Vec::new(),
             }),
             0,
         ),
@@ -165,13 +169,49 @@ pub fn signed_note(origin: &str, tree: &Tree, size: u64, signers: &[NoteSigner])
     cosigned(checkpoint, signers).to_note()
 }
 
-/// The peer list of an `n`-node cluster on free 127.0.0.1 ports: node `id` has the
-/// checkpoint key [`process::node_signer`]`(id)` and organisation `org-{id}`.
+/// Checkpoint signer `node-{i}` with the key [`key`]`(i)`: node `i` of a fixture board
+/// that exists only as a [`Tree`] in the test (no node runs).
+pub fn fixture_node(i: u8) -> NoteSigner {
+    note_signer(&format!("node-{i}"), i)
+}
+
+/// The policy of a fixture board named `origin`: [`fixture_node`]s 1 to 3, 2 signatures
+/// required.
+pub fn fixture_policy(origin: &str) -> CosignaturePolicy {
+    let verifiers = (1..=3).map(|i| fixture_node(i).verifier()).collect();
+    CosignaturePolicy::new(origin, verifiers, 2).expect("a 2-of-3 policy")
+}
+
+/// [`signed_note`] of `tree` at `size`, signed by the [`fixture_node`]s `nodes`.
+pub fn fixture_note(origin: &str, tree: &Tree, size: u64, nodes: &[u8]) -> String {
+    let signers: Vec<NoteSigner> = nodes.iter().map(|&i| fixture_node(i)).collect();
+    signed_note(origin, tree, size, &signers)
+}
+
+/// Node `id`'s peer-port TLS identity: made once per test process and then reused,
+/// so every configuration written in the process pins the same certificate.
+pub fn tls_identity(id: u64) -> TlsIdentity {
+    static IDENTITIES: OnceLock<Mutex<BTreeMap<u64, TlsIdentity>>> = OnceLock::new();
+    let mut identities = IDENTITIES
+        .get_or_init(Default::default)
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    identities
+        .entry(id)
+        .or_insert_with(|| TlsIdentity::generate(id).expect("generate a TLS identity"))
+        .clone()
+}
+
+/// The peer list of an `n`-node cluster on free 127.0.0.1 ports (a public and a peer
+/// port each): node `id` has the checkpoint key [`process::node_signer`]`(id)`, the
+/// TLS identity [`tls_identity`]`(id)` and organisation `org-{id}`.
 pub fn peers(n: u64) -> Vec<PeerConfig> {
     (1..=n)
         .map(|id| PeerConfig {
             id,
             address: format!("127.0.0.1:{}", free_port()),
+            peer_address: format!("127.0.0.1:{}", free_port()),
+            tls_fingerprint: tls_identity(id).fingerprint().to_string(),
             verifier_key: process::node_signer(id).verifier().to_string(),
             organisation: format!("org-{id}"),
         })
@@ -193,6 +233,12 @@ pub fn node_config(
     let key_file = node_dir.join("node.key");
     let key = key(process::node_seed(id));
     std::fs::write(&key_file, hex::encode(key.to_bytes())).expect("key file");
+    let (tls_certificate_file, tls_key_file) = (node_dir.join("tls.crt"), node_dir.join("tls.key"));
+    if !tls_certificate_file.exists() {
+        tls_identity(id)
+            .write(&tls_certificate_file, &tls_key_file)
+            .expect("write the TLS identity");
+    }
     let config = NodeConfig {
         node_id: id,
         name: format!("node-{id}"),
@@ -201,6 +247,9 @@ pub fn node_config(
         data_dir: node_dir.join("data"),
         key_file,
         listen: peer.address.parse().expect("socket address"),
+        peer_listen: peer.peer_address.parse().expect("peer socket address"),
+        tls_certificate_file,
+        tls_key_file,
         admin_keys: vec![hex::encode(process::admin_key().verifying_key().as_bytes())],
         cosign_threshold: None,
         initial_voters,
@@ -227,16 +276,19 @@ pub fn edit_leaf(data_dir: &std::path::Path, index: u64) {
         db = sled::open(&path);
     }
     let db = db.expect("open the stopped node's sled store");
-    let tree = db.open_tree("board").expect("board tree");
-    let mut key = vec![b'l'];
-    key.extend_from_slice(&index.to_be_bytes());
-    let mut leaf = tree
-        .get(&key)
-        .expect("read leaf")
-        .expect("leaf is stored")
-        .to_vec();
-    let last = leaf.len() - 1;
-    leaf[last] ^= 1;
-    tree.insert(key, leaf).expect("write leaf");
+    // The live board generation (`board`, or `board-<n>` after a snapshot install).
+    let store = bboard_node::board_store::BoardStore::open(&db, ORIGIN).expect("open the board");
+    store.with_tree(|tree| {
+        let mut key = vec![b'l'];
+        key.extend_from_slice(&index.to_be_bytes());
+        let mut leaf = tree
+            .get(&key)
+            .expect("read leaf")
+            .expect("leaf is stored")
+            .to_vec();
+        let last = leaf.len() - 1;
+        leaf[last] ^= 1;
+        tree.insert(key, leaf).expect("write leaf");
+    });
     db.flush().expect("flush");
 }

@@ -75,8 +75,11 @@ pub fn fast_raft() -> RaftTuning {
 pub struct NodeProc {
     /// The node id (or any label id for an extra process, e.g. a witness).
     pub id: u64,
-    /// Its gRPC `host:port`.
+    /// Its public `host:port` (Board API, HTTP, Admin).
     pub address: String,
+    /// Its peer-port `host:port` (Raft, cosigning; mutual TLS), empty for a process
+    /// that is not a node.
+    pub peer_address: String,
     /// Its directory (key, configuration, `data/`, log).
     pub dir: PathBuf,
     /// Its configuration file.
@@ -250,6 +253,7 @@ impl Cluster {
             nodes.push(NodeProc {
                 id,
                 address: peer.address.clone(),
+                peer_address: peer.peer_address.clone(),
                 log_path: node_dir.join("node.log"),
                 dir: node_dir,
                 config_path,

@@ -63,36 +63,52 @@ pub enum KeyFileError {
 ///
 /// # Errors
 ///
-/// [`KeyFileError::Read`], [`KeyFileError::NotHex`] or [`KeyFileError::WrongLength`].
+/// As [`read_key_bytes`].
 pub fn read_signing_key(path: &Path) -> Result<SigningKey, KeyFileError> {
-    let text = std::fs::read_to_string(path).map_err(|source| KeyFileError::Read {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let seed = hex::decode(text.trim()).map_err(|source| KeyFileError::NotHex {
-        path: path.to_path_buf(),
-        source,
-    })?;
-    let seed: [u8; 32] = seed
-        .as_slice()
-        .try_into()
-        .map_err(|_| KeyFileError::WrongLength {
-            path: path.to_path_buf(),
-            len: seed.len(),
-        })?;
-    Ok(SigningKey::from_bytes(&seed))
+    read_key_bytes(path).map(|seed| SigningKey::from_bytes(&seed))
 }
 
 /// Writes a private key file that only the owner can read; refuses to overwrite.
 ///
 /// # Errors
 ///
-/// [`KeyFileError::Exists`] or [`KeyFileError::Write`].
+/// As [`write_key_bytes`].
 pub fn write_signing_key(path: &Path, key: &SigningKey) -> Result<(), KeyFileError> {
-    write_secret_file(
-        path,
-        format!("{}\n", hex::encode(key.to_bytes())).as_bytes(),
-    )
+    write_key_bytes(path, &key.to_bytes())
+}
+
+/// Reads the 32 secret bytes of a key file in this module's format (hex on one line):
+/// an Ed25519 seed, or another 32-byte secret such as a trustee's X25519 transport key.
+///
+/// # Errors
+///
+/// [`KeyFileError::Read`], [`KeyFileError::NotHex`] or [`KeyFileError::WrongLength`].
+pub fn read_key_bytes(path: &Path) -> Result<[u8; 32], KeyFileError> {
+    let text = std::fs::read_to_string(path).map_err(|source| KeyFileError::Read {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    let bytes = hex::decode(text.trim()).map_err(|source| KeyFileError::NotHex {
+        path: path.to_path_buf(),
+        source,
+    })?;
+    bytes
+        .as_slice()
+        .try_into()
+        .map_err(|_| KeyFileError::WrongLength {
+            path: path.to_path_buf(),
+            len: bytes.len(),
+        })
+}
+
+/// Writes 32 secret bytes as a key file (hex on one line) that only the owner can
+/// read; refuses to overwrite. [`read_key_bytes`] reads it back.
+///
+/// # Errors
+///
+/// [`KeyFileError::Exists`] or [`KeyFileError::Write`].
+pub fn write_key_bytes(path: &Path, bytes: &[u8; 32]) -> Result<(), KeyFileError> {
+    write_secret_file(path, format!("{}\n", hex::encode(bytes)).as_bytes())
 }
 
 /// Creates a file only the owner can read (mode 0600 on Unix) holding `contents`,
@@ -196,6 +212,22 @@ mod tests {
         assert!(matches!(
             read_signing_key(&dir.path().join("missing")),
             Err(KeyFileError::Read { .. })
+        ));
+    }
+
+    #[test]
+    fn key_bytes_round_trip_in_the_key_file_format() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("transport.key");
+        write_key_bytes(&path, &[7; 32]).unwrap();
+        assert_eq!(read_key_bytes(&path).unwrap(), [7; 32]);
+        assert_eq!(
+            std::fs::read_to_string(&path).unwrap(),
+            format!("{}\n", "07".repeat(32))
+        );
+        assert!(matches!(
+            write_key_bytes(&path, &[8; 32]),
+            Err(KeyFileError::Exists { .. })
         ));
     }
 

@@ -1,5 +1,5 @@
 //! The clap commands of the election: thin wrappers that read files and flags, call
-//! the orchestration functions of this module tree and print for people.
+//! the `bboard-election` library and print for people.
 
 use std::path::PathBuf;
 use std::time::Instant;
@@ -10,14 +10,15 @@ use bboard_core::election::short_tracking_code;
 use bboard_core::pb::{self, Phase};
 use rand::SeedableRng;
 
-use super::manifest::{describe_selection, parse_choices, random_selections, ManifestFile};
-use super::trustee::{self, TrusteeFiles, TrusteeStep};
+use super::flags::{parse_choices, parse_counts};
 use crate::board_cmds::{connect, runtime, ConnectArgs, TrustArgs};
 use crate::keys::read_private_key;
 use bboard_election::authority::{self, Registration};
 use bboard_election::board::ElectionView;
+use bboard_election::manifest::{describe_selection, random_selections, ManifestFile};
 use bboard_election::report;
 use bboard_election::terminal::{CastReceipt, TerminalSession};
+use bboard_election::trustee::{self, Step, TrusteeFiles, TrusteeStep};
 
 /// Most ballots one `terminal simulate` run posts.
 const MAX_SIMULATED_BALLOTS: u64 = 100_000;
@@ -309,7 +310,8 @@ enum TrusteeCommand {
 pub fn run_trustee(args: TrusteeArgs) -> Result<()> {
     let (step, target) = match args.command {
         TrusteeCommand::Keygen { name, dir } => {
-            let public = trustee::keygen(&TrusteeFiles { dir: dir.clone() }, &name)?;
+            let files = TrusteeFiles { dir: dir.clone() };
+            let public = trustee::keygen(&files, &name, &mut rand_core::OsRng)?;
             println!(
                 "trustee keys written to {} (signing.key, transport.key; keep them secret)",
                 dir.display()
@@ -321,14 +323,14 @@ pub fn run_trustee(args: TrusteeArgs) -> Result<()> {
             );
             return Ok(());
         }
-        TrusteeCommand::Commit(t) => ("commit", t),
-        TrusteeCommand::Reveal(t) => ("reveal", t),
-        TrusteeCommand::Share(t) => ("share", t),
-        TrusteeCommand::Finish(t) => ("finish", t),
-        TrusteeCommand::Decrypt(t) => ("decrypt", t),
+        TrusteeCommand::Commit(t) => (Step::Commit, t),
+        TrusteeCommand::Reveal(t) => (Step::Reveal, t),
+        TrusteeCommand::Share(t) => (Step::Share, t),
+        TrusteeCommand::Finish(t) => (Step::Finish, t),
+        TrusteeCommand::Decrypt(t) => (Step::Decrypt, t),
     };
     let files = TrusteeFiles { dir: target.dir };
-    trustee::check_files(&files)?;
+    files.check()?;
     with_client(&target.target, async |client| {
         let step_args = TrusteeStep {
             client: &client,
@@ -529,42 +531,6 @@ enum ProtocolCommand {
         #[arg(long, default_value_t = 0)]
         ballots_cast: u64,
     },
-}
-
-fn parse_counts(
-    manifest: &pb::ElectionManifest,
-    flags: &[String],
-) -> Result<Vec<pb::ContestCount>> {
-    manifest
-        .contests
-        .iter()
-        .map(|contest| {
-            let flag = flags
-                .iter()
-                .find_map(|f| {
-                    f.split_once('=')
-                        .filter(|(id, _)| id.trim() == contest.contest_id)
-                })
-                .ok_or_else(|| anyhow!("no --count for contest {:?}", contest.contest_id))?;
-            let counts = flag
-                .1
-                .split(',')
-                .map(|n| n.trim().parse::<u64>())
-                .collect::<Result<Vec<_>, _>>()
-                .with_context(|| format!("--count {}={}", flag.0, flag.1))?;
-            ensure!(
-                counts.len() == contest.options.len(),
-                "contest {:?} has {} options, --count gives {}",
-                contest.contest_id,
-                contest.options.len(),
-                counts.len()
-            );
-            Ok(pb::ContestCount {
-                contest_id: contest.contest_id.clone(),
-                option_counts: counts,
-            })
-        })
-        .collect()
 }
 
 /// `bboard protocol post`.

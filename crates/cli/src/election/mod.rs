@@ -1,13 +1,9 @@
-//! The election, client side: plain async functions over [`bboard_client::BoardClient`]
-//! that `bboard election|trustee|terminal|protocol|results|tally|verify-election` and
-//! `bboard demo` share.
+//! The election commands: `bboard election|trustee|terminal|protocol|results|tally|
+//! verify-election`, thin wrappers over the `bboard-election` library (board view,
+//! manifest file, authority, trustee ceremony, terminals, reports).
 //!
-//! The board view, the authority's and terminals' steps and the reports live in the
-//! `bboard-election` library; here remain:
-//! - [`manifest`]: the manifest file and voters' selections.
-//! - [`trustee`]: trustee keys, the key ceremony, decryption shares.
 //! - [`cli`]: the clap commands.
+//! - [`flags`]: the flags that name contests and options (`--choice`, `--count`).
 
 pub mod cli;
-pub mod manifest;
-pub mod trustee;
+pub mod flags;

@@ -692,12 +692,12 @@ mod tests {
 
     use super::super::groups::parse_checkpoint;
     use super::*;
-    use crate::test_support::{self, honest, tree};
+    use bboard_testkit::{fixture_note, fixture_policy, honest_tree as honest, tree};
 
     const ORIGIN: &str = "bboard.test/audit";
 
     fn policy() -> CosignaturePolicy {
-        test_support::policy(ORIGIN)
+        fixture_policy(ORIGIN)
     }
 
     /// [`compare`] with the test policy and no previous state.
@@ -706,7 +706,7 @@ mod tests {
     }
 
     fn note(tree: &Tree, size: u64, signers: &[u8]) -> String {
-        test_support::checkpoint_note(ORIGIN, tree, size, signers)
+        fixture_note(ORIGIN, tree, size, signers)
     }
 
     fn seen(endpoint: &str, note: String) -> Observation {
@@ -1176,7 +1176,7 @@ mod tests {
 
     #[test]
     fn a_checkpoint_of_another_board_is_invalid() {
-        let other = test_support::checkpoint_note("another/board", &honest(3), 3, &[1, 2]);
+        let other = fixture_note("another/board", &honest(3), 3, &[1, 2]);
         let reason = parse_checkpoint(&policy(), &other).unwrap_err();
         assert!(reason.contains("another/board"), "{reason}");
         let report = judged(&[seen("a", other)], &ProofBook::default());

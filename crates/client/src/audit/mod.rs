@@ -112,7 +112,6 @@ mod tests {
     use std::time::Duration;
 
     use super::*;
-    use crate::test_support;
 
     #[tokio::test]
     async fn unreachable_endpoints_are_reported_not_fatal() {
@@ -126,7 +125,7 @@ mod tests {
             initial_backoff: Duration::from_millis(10),
             ..ClientOptions::default()
         };
-        let policy = test_support::policy("bboard.test/audit");
+        let policy = bboard_testkit::fixture_policy("bboard.test/audit");
         let report = audit_with_options(&[closed], &policy, &mut state, true, options).await;
         assert_eq!(report.verdict, AuditVerdict::Incomplete, "{report}");
         assert!(matches!(

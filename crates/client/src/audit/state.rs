@@ -63,7 +63,7 @@ impl AuditState {
 
 #[cfg(test)]
 mod tests {
-    use crate::test_support::{checkpoint_note, honest};
+    use bboard_testkit::{fixture_note, honest_tree};
 
     use super::*;
 
@@ -76,7 +76,7 @@ mod tests {
         assert_eq!(AuditState::load(&path).unwrap(), AuditState::default());
         let state = AuditState {
             version: AUDIT_STATE_VERSION,
-            checkpoint: Some(checkpoint_note(ORIGIN, &honest(2), 2, &[1, 2])),
+            checkpoint: Some(fixture_note(ORIGIN, &honest_tree(2), 2, &[1, 2])),
         };
         state.save(&path).unwrap();
         assert_eq!(AuditState::load(&path).unwrap(), state);
