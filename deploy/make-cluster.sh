@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Writes the directories of a 3-organisation cluster for compose.yaml: one per node
 # (node key, admin key, peer TLS certificate and key, config.toml listing every
-# peer), the authority key and the trusted node keys. Each node container mounts only
+# peer), the authority key, the trusted node keys and organisations.txt (each
+# organisation's admin public key, for `bboard genesis --organisation`). Each node container mounts only
 # its own directory, so no container holds another organisation's keys.
 # Usage: deploy/make-cluster.sh [DIR] (default deploy/cluster).
 # BBOARD names the bboard binary to run (default: `bboard` on PATH). Containers run as
@@ -45,6 +46,15 @@ for config in configs:
             text += "\n[[peers]]\n" + "".join(f"{k} = {toml_value(v)}\n" for k, v in peer.items())
     config.write_text(text)
 (out / "trusted-keys.txt").write_text("".join(p["verifier_key"] + "\n" for p in peers))
+# Each organisation's admin key: named in the genesis (a membership change needs a
+# majority of them) and trusted by every node for Admin calls.
+admins = [(tomllib.loads(c.read_text())["organisation"], tomllib.loads(c.read_text())["admin_keys"][0]) for c in configs]
+(out / "organisations.txt").write_text("".join(f"{org}={key}\n" for org, key in admins))
+all_admins = "admin_keys = [" + ", ".join(f'"{key}"' for _, key in admins) + "]"
+for config in configs:
+    text = config.read_text()
+    own = tomllib.loads(text)["admin_keys"][0]
+    config.write_text(text.replace(f'admin_keys = ["{own}"]', all_admins))
 PY
 if [ "$(id -u)" = 0 ]; then
     for i in 1 2 3; do chown -R "${node_uid}:${node_gid}" "${out}/node${i}"; done

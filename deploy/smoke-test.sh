@@ -31,9 +31,12 @@ fi
 compose up -d node1 node2 node3
 cli() { compose run --rm -T cli "$@"; }
 trust=(--trusted-keys /cluster/trusted-keys.txt --origin compose.bboard.local/election)
+organisations=()
+while read -r organisation; do organisations+=(--organisation "${organisation}"); done \
+    < "${CLUSTER_DIR}/organisations.txt"
 for attempt in $(seq 1 30); do
     if cli genesis --endpoint node1:7101 --authority-key /cluster/authority.key \
-        --origin compose.bboard.local/election; then
+        --origin compose.bboard.local/election "${organisations[@]}"; then
         break
     fi
     [ "${attempt}" -lt 30 ] || { echo "genesis failed" >&2; exit 1; }

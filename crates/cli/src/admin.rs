@@ -30,9 +30,10 @@ use tonic::transport::{Channel, Endpoint};
 /// Sends a signed admin command to a node.
 #[derive(clap::Args)]
 pub struct AdminArgs {
-    /// The node's gRPC endpoint, `HOST:PORT` (or an `http://` URL).
+    /// The node's gRPC endpoint, `HOST:PORT` (or an `http://` URL); every command but
+    /// `propose` and `countersign` needs it.
     #[arg(long)]
-    endpoint: String,
+    endpoint: Option<String>,
     /// Admin private key file (hex seed, as written by `bboard keygen`).
     #[arg(long)]
     key: PathBuf,
@@ -44,12 +45,40 @@ pub struct AdminArgs {
     #[arg(long, default_value_t = 120)]
     timeout_secs: u64,
     #[command(subcommand)]
-    command: AdminSubcommand,
+    command: AdminAction,
+}
+
+/// What `bboard admin` does: one signed RPC, or a step of a membership authorisation.
+#[derive(clap::Subcommand, Clone, Debug, PartialEq, Eq)]
+enum AdminAction {
+    #[command(flatten)]
+    Rpc(AdminSubcommand),
+    /// Writes a membership change signed by this admin to a command file, for the
+    /// admins of the other organisations to countersign.
+    Propose {
+        #[command(subcommand)]
+        change: crate::authorisation::ProposedChange,
+        /// The command file to write (never overwritten).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Adds this admin's signature to a command file.
+    Countersign {
+        /// The command file.
+        file: PathBuf,
+    },
+    /// Posts a command file's authorisation on the board, then asks the leader to
+    /// make the change.
+    Submit {
+        /// The command file, signed by admins of a majority of organisations.
+        file: PathBuf,
+    },
 }
 
 #[derive(clap::Subcommand, Clone, Debug, PartialEq, Eq)]
 pub(crate) enum AdminSubcommand {
-    /// Adds a node as a non-voting learner and waits until it has caught up.
+    /// Adds a node as a non-voting learner and waits until it has caught up (the
+    /// board's latest membership authorisation must be this change: see `propose`).
     AddLearner {
         /// The new node's id (never reused).
         #[arg(long)]
@@ -66,7 +95,8 @@ pub(crate) enum AdminSubcommand {
         #[arg(long, requires = "peer_address")]
         tls_fingerprint: Option<String>,
     },
-    /// Replaces the set of voters (each must already be a member, e.g. a learner).
+    /// Replaces the set of voters (each must already be a member, e.g. a learner; the
+    /// board's latest membership authorisation must be this change: see `propose`).
     ChangeMembership {
         /// The new voters, comma separated: `1,2,3`.
         #[arg(long, value_delimiter = ',', required = true, num_args = 1..)]
@@ -201,14 +231,39 @@ impl std::error::Error for AdminRpcError {}
 pub fn run(args: AdminArgs) -> Result<()> {
     let key = crate::keys::read_private_key(&args.key)?;
     let timeout = Duration::from_secs(args.timeout_secs);
-    let runtime = tokio::runtime::Runtime::new().context("starting the Tokio runtime")?;
-    let message = runtime.block_on(send_to(
-        &args.endpoint,
-        &key,
-        &args.command,
-        timeout,
-        args.node_id,
-    ))?;
+    let endpoint = || {
+        args.endpoint
+            .as_deref()
+            .context("--endpoint HOST:PORT is required for this command")
+    };
+    let message = match &args.command {
+        AdminAction::Propose { change, out } => {
+            return crate::authorisation::run_propose(&key, change, out)
+        }
+        AdminAction::Countersign { file } => {
+            return crate::authorisation::run_countersign(&key, file)
+        }
+        AdminAction::Submit { file } => {
+            let (authorisation, _) = crate::authorisation::read_file(file)?;
+            let endpoint = endpoint()?;
+            crate::node_cmds::runtime()?.block_on(crate::authorisation::submit(
+                endpoint,
+                &key,
+                &authorisation,
+                timeout,
+            ))?
+        }
+        AdminAction::Rpc(command) => {
+            let endpoint = endpoint()?;
+            crate::node_cmds::runtime()?.block_on(send_to(
+                endpoint,
+                &key,
+                command,
+                timeout,
+                args.node_id,
+            ))?
+        }
+    };
     println!("{message}");
     Ok(())
 }
@@ -316,12 +371,20 @@ mod tests {
         parse_args(&argv)
     }
 
+    /// The RPC subcommand of parsed arguments.
+    fn rpc_of(args: &AdminArgs) -> &AdminSubcommand {
+        match &args.command {
+            AdminAction::Rpc(command) => command,
+            other => panic!("not an RPC: {other:?}"),
+        }
+    }
+
     #[test]
     fn admin_parses_subcommands_into_signed_commands() {
         let args = parse(&["add-learner", "--id", "4", "--address", "10.0.0.4:7000"]).unwrap();
-        assert_eq!(args.endpoint, "127.0.0.1:7001");
+        assert_eq!(args.endpoint.as_deref(), Some("127.0.0.1:7001"));
         assert_eq!(args.node_id, None);
-        let (rpc, cmd) = build_command(&args.command, 7, 123);
+        let (rpc, cmd) = build_command(rpc_of(&args), 7, 123);
         assert_eq!(rpc, Rpc::AddLearner);
         assert_eq!(cmd.issued_unix_ms, 123);
         assert_eq!(cmd.node_id, 7, "the command names its target node");
@@ -345,7 +408,7 @@ mod tests {
             "sha256:ab",
         ])
         .unwrap();
-        let (_, cmd) = build_command(&args.command, 7, 123);
+        let (_, cmd) = build_command(rpc_of(&args), 7, 123);
         let Some(Command::AddLearner(add)) = cmd.command else {
             panic!("not an AddLearner command");
         };
@@ -368,7 +431,7 @@ mod tests {
         );
 
         let args = parse(&["change-membership", "--voters", "1,2,3"]).unwrap();
-        let (rpc, cmd) = build_command(&args.command, 2, 1);
+        let (rpc, cmd) = build_command(rpc_of(&args), 2, 1);
         assert_eq!(rpc, Rpc::ChangeMembership);
         assert_eq!(cmd.node_id, 2);
         assert_eq!(
@@ -379,9 +442,9 @@ mod tests {
         );
 
         let args = parse(&["snapshot"]).unwrap();
-        assert_eq!(build_command(&args.command, 1, 1).0, Rpc::TriggerSnapshot);
+        assert_eq!(build_command(rpc_of(&args), 1, 1).0, Rpc::TriggerSnapshot);
         let args = parse(&["campaign"]).unwrap();
-        assert_eq!(build_command(&args.command, 1, 1).0, Rpc::Campaign);
+        assert_eq!(build_command(rpc_of(&args), 1, 1).0, Rpc::Campaign);
 
         assert!(parse(&["change-membership"]).is_err());
         assert!(parse(&["change-membership", "--voters", "1,x"]).is_err());
@@ -411,7 +474,7 @@ mod tests {
         let mut args = parse(&["snapshot"]).unwrap();
         args.key = key_file;
         // Nothing listens on port 1.
-        args.endpoint = "127.0.0.1:1".into();
+        args.endpoint = Some("127.0.0.1:1".into());
         let err = run(args).unwrap_err();
         assert!(
             format!("{err:#}").contains("connecting to http://127.0.0.1:1"),

@@ -128,7 +128,28 @@ pub async fn start_devcluster(
     let endpoints: Vec<String> = running.iter().map(|n| n.local_addr.to_string()).collect();
     let origin = running[0].shared.config.origin.clone();
     if fresh {
-        let genesis = genesis_envelope(&origin, &authority, "local development cluster");
+        // Each node is one organisation, the admin key `node init` made beside it that
+        // organisation's admin (every node trusts all of them for Admin calls).
+        let organisations = running
+            .iter()
+            .map(|node| {
+                let config = &node.shared.config;
+                let admin_key = dir
+                    .join(format!("node{}", config.node_id))
+                    .join("admin.key");
+                let admin = read_private_key(&admin_key)?;
+                Ok(bboard_core::pb::Organisation {
+                    name: config.organisation.clone(),
+                    admin_keys: vec![admin.verifying_key().as_bytes().to_vec()],
+                })
+            })
+            .collect::<Result<Vec<_>>>()?;
+        let genesis = genesis_envelope(
+            &origin,
+            &authority,
+            "local development cluster",
+            organisations,
+        );
         append_with_retry(&endpoints[0], &genesis, Duration::from_secs(30))
             .await
             .context("posting the board genesis")?;

@@ -6,6 +6,7 @@
 mod admin;
 mod alarm_cmds;
 mod audit_cmds;
+mod authorisation;
 mod board_cmds;
 mod demo;
 mod devcluster;

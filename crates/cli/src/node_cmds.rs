@@ -16,6 +16,7 @@ use ed25519_dalek::SigningKey;
 
 use crate::admin::{AdminRpcError, AdminSubcommand};
 use crate::keys::{generate_key, read_private_key, write_private_key};
+use bboard_core::membership::MembershipChange;
 
 #[derive(clap::Args)]
 pub struct NodeArgs {
@@ -64,9 +65,16 @@ struct RebuildArgs {
     /// A healthy node's gRPC endpoint (the leader is found from it).
     #[arg(long)]
     endpoint: String,
-    /// Admin private key file (hex seed) accepted by the cluster.
+    /// Admin private key file (hex seed) accepted by the cluster: this organisation's
+    /// admin, registered on the board by the genesis.
     #[arg(long)]
     admin_key: PathBuf,
+    /// Admin key files of other organisations, countersigning each of the three
+    /// membership changes (a majority of organisations must sign them). Without
+    /// enough of them the board refuses the first change and nothing is touched;
+    /// prepare the changes with `bboard admin propose|countersign|submit` instead.
+    #[arg(long = "countersign-key")]
+    countersign_keys: Vec<PathBuf>,
     /// Voters after the old id is removed, comma separated (default: every peer id
     /// of the config except the old one).
     #[arg(long, value_delimiter = ',', num_args = 1..)]
@@ -365,7 +373,7 @@ async fn leader_address(endpoint: &str) -> Result<String> {
 
 /// Sends an admin command to the current leader (found from `endpoint`), retrying
 /// while leadership moves; returns the leader's message.
-async fn send_to_leader(
+pub(crate) async fn send_to_leader(
     endpoint: &str,
     key: &SigningKey,
     command: &AdminSubcommand,
@@ -442,18 +450,33 @@ fn rebuild(args: RebuildArgs) -> Result<()> {
         );
     }
     let key = read_private_key(&args.admin_key)?;
+    let countersigners = args
+        .countersign_keys
+        .iter()
+        .map(|path| read_private_key(path))
+        .collect::<Result<Vec<_>>>()?;
     let timeout = Duration::from_secs(args.timeout_secs.max(1));
     let runtime = runtime()?;
+    let authorised = |change: MembershipChange| {
+        let (endpoint, key, countersigners) = (&args.endpoint, &key, &countersigners);
+        async move {
+            crate::authorisation::authorise_and_submit(
+                endpoint,
+                key,
+                countersigners,
+                &change,
+                timeout,
+            )
+            .await
+        }
+    };
 
     println!("1. removing node {old_id} from the voters (voters {voters:?})");
-    let message = runtime.block_on(send_to_leader(
-        &args.endpoint,
-        &key,
-        &AdminSubcommand::ChangeMembership {
-            voters: voters.clone(),
+    let message = runtime.block_on(authorised(MembershipChange::ChangeMembership(
+        pb::ChangeMembershipCommand {
+            voter_ids: voters.clone(),
         },
-        timeout,
-    ))?;
+    )))?;
     println!("   {message}");
 
     let stamp = unix_secs();
@@ -513,29 +536,21 @@ fn rebuild(args: RebuildArgs) -> Result<()> {
             None
         };
         println!("5. adding node {new_id} as a learner; it catches up from its peers");
-        let message = send_to_leader(
-            &args.endpoint,
-            &key,
-            &AdminSubcommand::AddLearner {
-                id: new_id,
-                address: address.clone(),
-                // The other nodes know this node by its old id: the membership tells
-                // them the new id's peer address and (unchanged) certificate.
-                peer_address: Some(own.peer_address.clone()),
-                tls_fingerprint: Some(own.tls_fingerprint.clone()),
-            },
-            timeout,
-        )
+        // The other nodes know this node by its old id: the membership tells them the
+        // new id's peer address and (unchanged) certificate.
+        let message = authorised(MembershipChange::AddLearner(pb::AddLearnerCommand {
+            node_id: new_id,
+            address: address.clone(),
+            peer_address: own.peer_address.clone(),
+            tls_fingerprint: own.tls_fingerprint.clone(),
+        }))
         .await?;
         println!("   {message}");
         let mut all = voters.clone();
         all.push(new_id);
-        let message = send_to_leader(
-            &args.endpoint,
-            &key,
-            &AdminSubcommand::ChangeMembership { voters: all },
-            timeout,
-        )
+        let message = authorised(MembershipChange::ChangeMembership(
+            pb::ChangeMembershipCommand { voter_ids: all },
+        ))
         .await?;
         println!("   {message}");
         println!("node {new_id} (formerly {old_id}) is a voter again");
@@ -578,8 +593,14 @@ pub(crate) async fn wait_for_stop_signal() {
     }
 }
 
-/// The genesis entry of a board: names `authority` as its first authority.
-pub fn genesis_envelope(origin: &str, authority: &SigningKey, description: &str) -> SignedEnvelope {
+/// The genesis entry of a board: names `authority` as its first authority, and the
+/// `organisations` (name, admin keys) whose majority authorises membership changes.
+pub fn genesis_envelope(
+    origin: &str,
+    authority: &SigningKey,
+    description: &str,
+    organisations: Vec<pb::Organisation>,
+) -> SignedEnvelope {
     let body = pb::EntryBody {
         election_id: String::new(),
         created_unix_ms: bboard_util::clock::now_unix_ms(),
@@ -587,10 +608,32 @@ pub fn genesis_envelope(origin: &str, authority: &SigningKey, description: &str)
             origin: origin.to_string(),
             authority_keys: vec![authority.verifying_key().as_bytes().to_vec()],
             description: description.to_string(),
-            organisations: Vec::new(),
+            organisations,
         })),
     };
     SignedEnvelope::sign_body(&body, authority)
+}
+
+/// Parses `NAME=HEXKEY[,HEXKEY…]` (an organisation and its admins' public keys).
+fn parse_organisation(spec: &str) -> Result<pb::Organisation> {
+    let (name, keys) = spec
+        .split_once('=')
+        .with_context(|| format!("--organisation {spec:?}: expected NAME=ADMINKEY[,ADMINKEY…]"))?;
+    let admin_keys = keys
+        .split(',')
+        .map(|key| {
+            let bytes = hex::decode(key.trim())
+                .with_context(|| format!("--organisation {name}: {key:?} is not hex"))?;
+            bboard_core::envelope::parse_public_key(&bytes).with_context(|| {
+                format!("--organisation {name}: {key:?} is not an Ed25519 public key")
+            })?;
+            Ok(bytes)
+        })
+        .collect::<Result<Vec<_>>>()?;
+    Ok(pb::Organisation {
+        name: name.trim().to_string(),
+        admin_keys,
+    })
 }
 
 /// Appends an envelope, retrying on UNAVAILABLE (no leader yet, checkpoint pending).
@@ -640,11 +683,26 @@ pub struct GenesisArgs {
     /// Description recorded in the genesis.
     #[arg(long, default_value = "")]
     description: String,
+    /// An organisation running nodes, with its admins' public keys (hex):
+    /// `NAME=KEY[,KEY…]`, once per organisation. A membership change then needs the
+    /// admins of a majority of them; a board without organisations allows none.
+    #[arg(long = "organisation")]
+    organisations: Vec<String>,
 }
 
 pub fn run_genesis(args: GenesisArgs) -> Result<()> {
     let authority = read_private_key(&args.authority_key)?;
-    let envelope = genesis_envelope(&args.origin, &authority, &args.description);
+    let organisations = args
+        .organisations
+        .iter()
+        .map(|spec| parse_organisation(spec))
+        .collect::<Result<Vec<_>>>()?;
+    if organisations.is_empty() {
+        eprintln!(
+            "warning: the genesis names no organisations: no membership change will ever be authorised on this board"
+        );
+    }
+    let envelope = genesis_envelope(&args.origin, &authority, &args.description, organisations);
     let response = runtime()?.block_on(append_with_retry(
         &args.endpoint,
         &envelope,

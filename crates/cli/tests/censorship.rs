@@ -30,7 +30,7 @@ use bboard_core::leaf::decode_leaf;
 use bboard_core::pb;
 use bboard_node::config::{NodeConfig, RaftTuning};
 use bboard_testkit::process::*;
-use bboard_testkit::{note, ORIGIN};
+use bboard_testkit::{genesis_of_organisations, note, ORIGIN};
 use ed25519_dalek::SigningKey;
 
 /// The `bboard` binary the nodes run.
@@ -133,6 +133,10 @@ fn a_censoring_leader_is_caught_proven_and_replaced() {
         cluster.node(3).start();
         let all = cluster.endpoints(&[1, 2, 3]);
         find_leader(&all[..1], Duration::from_secs(30)).await;
+        // The genesis names the organisations whose majority authorises the changes
+        // below; alone, node 1 cannot give it a k-of-n receipt yet.
+        append_many_unacknowledged(&all[0], &[genesis_of_organisations(&authority, 3)]).await;
+        wait_for_size(&all[..1], 1, Duration::from_secs(30)).await;
         for id in [2u64, 3] {
             let address = cluster.endpoints(&[id])[0].clone();
             admin_on_leader(

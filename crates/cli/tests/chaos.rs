@@ -553,6 +553,8 @@ async fn learner_joins_from_a_snapshot() {
     )
     .await;
     let all = cluster.endpoints(&[1, 2, 3, 4]);
+    // Each change posted its majority authorisation on the board.
+    let total = total + 2;
     let statuses = wait_for_size(&all, total, Duration::from_secs(120)).await;
     let catch_up = joined.elapsed();
     assert!(

@@ -23,7 +23,9 @@ use bboard_core::pb;
 use bboard_core::receipt::Receipt;
 use bboard_merkle::{Hash, TreeSize};
 use bboard_testkit::process::*;
-use bboard_testkit::{edit_leaf, free_port, genesis, key, note, register_terminal, ORIGIN};
+use bboard_testkit::{
+    edit_leaf, free_port, genesis_of_organisations, key, note, register_terminal, ORIGIN,
+};
 use ed25519_dalek::SigningKey;
 
 /// The `bboard` binary the nodes run.
@@ -226,6 +228,7 @@ async fn edited_store() {
     // Rebuild under a new id; the process becomes the node (--run).
     let leader_address = cluster.endpoints(&[leader])[0].clone();
     let admin_key = cluster.admin_key_file.display().to_string();
+    let countersigner = cluster.org_admin_key_files[1].display().to_string();
     let config = config_path.display().to_string();
     cluster.node(victim).start_with(
         &[
@@ -239,12 +242,17 @@ async fn edited_store() {
             &leader_address,
             "--admin-key",
             &admin_key,
+            // Organisation 2 countersigns: two of three organisations authorise.
+            "--countersign-key",
+            &countersigner,
             "--run",
             "--timeout-secs",
             "120",
         ],
         &[],
     );
+    // The rebuild posts one membership authorisation per change: three.
+    let size = size + 3;
     let statuses = wait_for_size(&all, size, Duration::from_secs(150)).await;
     assert!(
         statuses.iter().all(|s| s.root == statuses[0].root),
@@ -466,16 +474,6 @@ fn two_registrations(authority: &SigningKey) -> Vec<SignedEnvelope> {
         .collect()
 }
 
-/// Sends envelopes in one AppendMany without waiting for receipts (a lone or lying
-/// leader cannot produce k-of-n ones).
-async fn append_many_unacknowledged(endpoint: &str, envelopes: &[SignedEnvelope]) {
-    let request = pb::AppendManyRequest {
-        envelopes: envelopes.iter().map(SignedEnvelope::to_proto).collect(),
-    };
-    let _ =
-        tokio::time::timeout(Duration::from_secs(2), board(endpoint).append_many(request)).await;
-}
-
 async fn reordering_leader() {
     let started = Instant::now();
     // Node 1 is the single initial voter: the leader, deterministically.
@@ -490,7 +488,7 @@ async fn reordering_leader() {
     // Alone, node 1 cannot make any checkpoint final: it never serves an honest final
     // one. The genesis (a batch of one), then a batch of two that it applies swapped.
     let authority = SigningKey::from_bytes(&[1; 32]);
-    let genesis = genesis(ORIGIN, &authority);
+    let genesis = genesis_of_organisations(&authority, 3);
     append_many_unacknowledged(&leader[0], &[genesis]).await;
     wait_for_size(&leader, 1, Duration::from_secs(30)).await;
     append_many_unacknowledged(&leader[0], &two_registrations(&authority)).await;
@@ -524,14 +522,16 @@ async fn reordering_leader() {
     )
     .await;
     let all = cluster.endpoints(&[1, 2, 3]);
-    let statuses = wait_for_size(&all, 3, Duration::from_secs(60)).await;
+    // The genesis, the two registrations and the three membership authorisations.
+    let size = 6;
+    let statuses = wait_for_size(&all, size, Duration::from_secs(60)).await;
     assert_ne!(
         statuses[0].root, statuses[1].root,
         "the leader's tree differs"
     );
     assert_eq!(statuses[1].root, statuses[2].root, "the followers agree");
     // The followers cosign each other's honest checkpoint; the leader's stays its own.
-    final_checkpoint(&all[1], 3, &cluster.policy).await;
+    final_checkpoint(&all[1], size, &cluster.policy).await;
     let (reordered, is_final) = served_note(&all[0]).await;
     assert!(!is_final);
     assert!(cluster.policy.verify_note(&reordered).is_err());
@@ -549,5 +549,97 @@ async fn reordering_leader() {
     println!(
         "reordering leader: detected; test took {:.1} s",
         started.elapsed().as_secs_f64()
+    );
+}
+
+#[test]
+#[ignore = "multi-process; run with: cargo test -p bboard-cli --features fault-injection --test tamper -- --ignored"]
+fn followers_refuse_a_membership_change_the_leader_proposes_without_a_majority() {
+    serially(leader_ignoring_the_membership_rule());
+}
+
+/// Every node runs with a fault that skips the *leader's* membership check, so
+/// whichever leads proposes an unauthorised change; the followers' own check must
+/// refuse to append it.
+async fn leader_ignoring_the_membership_rule() {
+    let mut cluster = Cluster::configure(BIN, 3, &[1, 2, 3], fast_raft());
+    for id in 1..=3 {
+        let config = cluster.node(id).config_path.display().to_string();
+        cluster.node(id).start_with(
+            &["node", "run", "--config", &config],
+            &[("BBOARD_FAULT", "ignore-membership-rule")],
+        );
+    }
+    let all = cluster.endpoints(&[1, 2, 3]);
+    let leader = find_leader(&all, Duration::from_secs(30)).await;
+    cluster.genesis_and_keys(&all, &key(1), &[]).await;
+    let leader_id = leader as u64 + 1;
+
+    // Organisation 1 alone asks the leader to cut the voters down to the leader.
+    let (ok, output) = cluster
+        .run_cli(
+            vec![
+                "admin".into(),
+                "--endpoint".into(),
+                all[leader].clone(),
+                "--key".into(),
+                cluster.admin_key_file.display().to_string(),
+                "--timeout-secs".into(),
+                "5".into(),
+                "change-membership".into(),
+                "--voters".into(),
+                leader_id.to_string(),
+            ],
+            Duration::from_secs(60),
+        )
+        .await;
+    assert!(!ok, "the change must not complete: {output}");
+    // The followers refuse the entry (and with it the rogue leader's heartbeats), elect
+    // a leader among themselves, and the uncommitted entry is discarded.
+    tokio::time::sleep(Duration::from_secs(3)).await;
+    find_leader(&all, Duration::from_secs(30)).await;
+    let metric = |body: &str, name: &str| {
+        body.lines()
+            .find_map(|line| {
+                line.strip_prefix(name)?
+                    .strip_prefix(' ')?
+                    .trim()
+                    .parse::<u64>()
+                    .ok()
+            })
+            .unwrap_or(0)
+    };
+    let mut refusals = 0;
+    for (i, endpoint) in all.iter().enumerate() {
+        let metrics = bboard_util::http::request(
+            tonic::codegen::http::Method::GET,
+            &format!("http://{endpoint}/metrics"),
+            String::new(),
+        )
+        .await
+        .unwrap();
+        if i != leader {
+            refusals += metric(&metrics.body, "bboard_membership_changes_refused_total");
+            assert_eq!(
+                metric(&metrics.body, "bboard_raft_voters"),
+                3,
+                "node {} still has three voters:\n{}",
+                i + 1,
+                metrics.body
+            );
+        }
+    }
+    assert!(refusals >= 1, "the followers counted no refusal");
+    // The board still takes appends with k-of-n receipts from the three voters.
+    let terminal = key(7);
+    let envelopes = [register_terminal(&key(1), &terminal, 1), note(&terminal, 2)];
+    for envelope in &envelopes {
+        let response = append_one(&all, envelope).await;
+        let receipt = Receipt::from_proto(response.receipt.as_ref().unwrap()).unwrap();
+        receipt.verify(&cluster.policy).unwrap();
+    }
+    cluster.assert_alive();
+    println!(
+        "an unauthorised membership change proposed by the leader was refused by every follower"
     );
 }

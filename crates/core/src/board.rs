@@ -148,6 +148,11 @@ pub enum Effect {
 /// a membership authorisation needs a majority of.
 pub const ORGANISATIONS_STATE: &[u8] = b"membership/organisations";
 
+/// State key of the latest admitted membership authorisation: its `command` bytes
+/// (an encoded `AdminCommand`). Only the latest one authorises a Raft membership
+/// change, so each authorisation is used for one change and a later one supersedes it.
+pub const LATEST_AUTHORISATION_STATE: &[u8] = b"membership/latest-authorisation";
+
 /// The admin keys of the genesis `organisations` as `ROLE_ADMIN` grants labelled with
 /// the organisation's name, and their count; `authorities` are the effects so far (a
 /// key holds one role).
@@ -499,7 +504,10 @@ impl<'v, V: BoardView> BatchApplier<'v, V> {
             },
             Kind::MembershipAuthorisation(authorisation) => {
                 match self.check_membership_authorisation(&body, authorisation)? {
-                    Ok(()) => Vec::new(),
+                    Ok(()) => vec![Effect::PutState(
+                        LATEST_AUTHORISATION_STATE.to_vec(),
+                        authorisation.command.clone(),
+                    )],
                     Err(rejection) => return Ok(Err(rejection)),
                 }
             }
@@ -657,8 +665,22 @@ impl<'v, V: BoardView> BatchApplier<'v, V> {
         let invalid = |e: crate::membership::MembershipError| {
             Err(reject(RejectCode::InvalidArgument, e.to_string()))
         };
-        if let Err(e) = crate::membership::change_of(authorisation) {
-            return Ok(invalid(e));
+        match crate::membership::change_of(authorisation) {
+            Err(e) => return Ok(invalid(e)),
+            // The followers compare the member a Raft entry adds with this one, field by
+            // field: a learner must be named with the identity it will be pinned by.
+            Ok((_, crate::membership::MembershipChange::AddLearner(add)))
+                if add.node_id == 0
+                    || add.address.is_empty()
+                    || add.peer_address.is_empty()
+                    || add.tls_fingerprint.is_empty() =>
+            {
+                return Ok(Err(reject(
+                    RejectCode::InvalidArgument,
+                    "an AddLearner authorisation names the node id, its public address, its peer address and its TLS fingerprint",
+                )));
+            }
+            Ok(_) => {}
         }
         let signers = match crate::membership::verified_signers(authorisation) {
             Ok(signers) => signers,
@@ -1227,6 +1249,41 @@ mod tests {
         assert_refused(&mut board, &key(11), &[11, 12], 8);
         let out = board.apply_batch(&[authorisation(&key(13), &[11, 13], 9)]);
         assert_eq!(out, vec![Outcome::Appended { index: 3 }]);
+        // The latest admitted authorisation is the one that counts.
+        let latest = board.state(LATEST_AUTHORISATION_STATE).unwrap().unwrap();
+        let command = <pb::AdminCommand as prost::Message>::decode(latest.as_slice()).unwrap();
+        assert_eq!(command.issued_unix_ms, 9);
+    }
+
+    #[test]
+    fn an_add_learner_authorisation_names_the_whole_peer_identity() {
+        let authority = key(1);
+        let mut board = board_with_organisations(&authority);
+        let add = |peer_address: &str, ts: u64| {
+            let command = pb::AdminCommand {
+                issued_unix_ms: ts,
+                node_id: 0,
+                command: Some(pb::admin_command::Command::AddLearner(
+                    pb::AddLearnerCommand {
+                        node_id: 4,
+                        address: "127.0.0.1:7104".into(),
+                        peer_address: peer_address.into(),
+                        tls_fingerprint: format!("sha256:{}", "ab".repeat(32)),
+                    },
+                )),
+            };
+            let mut signed = crate::membership::authorise(&command, &key(11));
+            crate::membership::countersign(&mut signed, &key(12));
+            leaf(&key(11), "", Kind::MembershipAuthorisation(signed), ts)
+        };
+        let out = board.apply_batch(&[add("", 2)]);
+        assert!(
+            rejected_with(&out[0], RejectCode::InvalidArgument),
+            "{out:?}"
+        );
+        assert_eq!(board.state(LATEST_AUTHORISATION_STATE).unwrap(), None);
+        let out = board.apply_batch(&[add("127.0.0.1:7204", 3)]);
+        assert_eq!(out, vec![Outcome::Appended { index: 1 }]);
     }
 
     #[test]

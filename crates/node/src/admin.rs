@@ -28,6 +28,7 @@
 //! | command names another node, or no node (`node_id` 0) | `PERMISSION_DENIED` |
 //! | signature already used (replay) | `ALREADY_EXISTS` |
 //! | too many requests inside the replay window | `RESOURCE_EXHAUSTED` |
+//! | a membership change that is not the board's latest majority authorisation ([`crate::membership_rule`]) | `FAILED_PRECONDITION` |
 //! | this node is not the leader | `FAILED_PRECONDITION`, naming the leader's id and address |
 //! | openraft refuses the membership change (unknown learner, change in progress) | `FAILED_PRECONDITION` |
 //! | `Campaign` on a node that is not a voter | `FAILED_PRECONDITION` |
@@ -161,6 +162,9 @@ pub struct AdminService {
     replay: Arc<Mutex<ReplayCache>>,
     distrust: Arc<crate::network::LeaderDistrust>,
     peers: Arc<PeerDirectory>,
+    /// The applied board whose latest membership authorisation a membership change
+    /// must match; `None` only in tests of the Raft plumbing itself.
+    membership_board: Option<crate::board_store::BoardStore>,
 }
 
 impl fmt::Debug for AdminService {
@@ -186,6 +190,45 @@ impl AdminService {
             replay: Arc::new(Mutex::new(ReplayCache::default())),
             distrust: Arc::default(),
             peers: Arc::default(),
+            membership_board: None,
+        }
+    }
+
+    /// Runs a membership change only when `board`'s latest majority authorisation is
+    /// exactly that change ([`crate::membership_rule`]).
+    pub fn with_membership_rule(mut self, board: crate::board_store::BoardStore) -> Self {
+        self.membership_board = Some(board);
+        self
+    }
+
+    /// Refuses `requested` unless the board's latest membership authorisation is it.
+    fn require_authorisation(
+        &self,
+        requested: &bboard_core::membership::MembershipChange,
+    ) -> Result<(), Status> {
+        let Some(board) = &self.membership_board else {
+            return Ok(());
+        };
+        if crate::fault::active() == Some(crate::fault::Fault::IgnoreMembershipRule) {
+            tracing::warn!("FAULT: proposing a membership change without checking the board");
+            return Ok(());
+        }
+        let latest = crate::membership_rule::latest_authorised(board)
+            .map_err(|e| Status::internal(e.to_string()))?;
+        match latest {
+            Some(authorised) if crate::membership_rule::same_change(&authorised, requested) => {
+                Ok(())
+            }
+            Some(authorised) => Err(Status::failed_precondition(format!(
+                "the board's latest membership authorisation is for another change \
+                 ({authorised:?}); post one for this change, signed by admins of a majority \
+                 of organisations (bboard admin propose, countersign, submit)"
+            ))),
+            None => Err(Status::failed_precondition(
+                "no membership authorisation is on the board: a membership change needs one \
+                 signed by admins of a majority of organisations (bboard admin propose, \
+                 countersign, submit)",
+            )),
         }
     }
 
@@ -296,6 +339,14 @@ impl AdminService {
 
     async fn add_learner(&self, command: &AddLearnerCommand) -> Result<String, Status> {
         let member = self.new_member(command)?;
+        self.require_authorisation(&bboard_core::membership::MembershipChange::AddLearner(
+            AddLearnerCommand {
+                node_id: command.node_id,
+                address: member.addr.clone(),
+                peer_address: member.peer_addr.clone(),
+                tls_fingerprint: member.tls_fingerprint.clone(),
+            },
+        ))?;
         let (node_id, address) = (command.node_id, member.addr.clone());
         let me = self.node_id();
         let response = self
@@ -340,6 +391,13 @@ impl AdminService {
         if voter_ids.is_empty() {
             return Err(Status::invalid_argument("the new voter set is empty"));
         }
+        self.require_authorisation(
+            &bboard_core::membership::MembershipChange::ChangeMembership(
+                bboard_proto::v1::ChangeMembershipCommand {
+                    voter_ids: voter_ids.clone(),
+                },
+            ),
+        )?;
         let voters: BTreeSet<NodeId> = voter_ids.into_iter().collect();
         let me = self.node_id();
         let response = self

@@ -10,7 +10,10 @@
 //! - `reorder`: the node applies the first two leaves of every batch in swapped order,
 //!   so its tree (and the root it signs) differs from the other nodes';
 //! - `drop-signer:<hex key>`: as leader, the node silently never proposes entries
-//!   signed by that key (censorship), answering like a slow leader.
+//!   signed by that key (censorship), answering like a slow leader;
+//! - `ignore-membership-rule`: as leader, the node proposes membership changes that
+//!   no majority authorisation on the board covers (its own check skipped), so tests
+//!   can show that the followers refuse them.
 //!
 //! Without the feature, [`active`] is always `None` and the variable is ignored.
 
@@ -23,6 +26,8 @@ pub enum Fault {
     Reorder,
     /// As leader, drop every entry signed by this Ed25519 key.
     DropSigner([u8; 32]),
+    /// As leader, propose membership changes without the board's authorisation.
+    IgnoreMembershipRule,
 }
 
 /// The fault this process runs with, if any.
@@ -34,6 +39,7 @@ pub fn active() -> Option<Fault> {
         let fault = match spec.as_str() {
             "forge-root" => Some(Fault::ForgeRoot),
             "reorder" => Some(Fault::Reorder),
+            "ignore-membership-rule" => Some(Fault::IgnoreMembershipRule),
             other => other
                 .strip_prefix("drop-signer:")
                 .and_then(|key| hex::decode(key).ok())

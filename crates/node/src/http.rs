@@ -545,6 +545,21 @@ async fn render_metrics(http: &Http) -> Result<String, MetricsError> {
         "Last applied Raft log index",
         s.committed_index,
     );
+    let voters = http
+        .shared
+        .raft
+        .metrics()
+        .borrow()
+        .membership_config
+        .membership()
+        .voter_ids()
+        .count();
+    gauge(
+        &mut registry,
+        "raft_voters",
+        "Voters in this node's effective Raft membership",
+        voters as u64,
+    );
     gauge(
         &mut registry,
         "censorship_alarms_active",
@@ -580,6 +595,11 @@ async fn render_metrics(http: &Http) -> Result<String, MetricsError> {
             "peer_impersonations_refused",
             "Raft requests refused because they claimed another sender than the authenticated peer",
             load(&peer_port.impersonations_refused),
+        ),
+        (
+            "membership_changes_refused",
+            "Replicated Raft membership entries refused: no majority authorisation on the board covers them",
+            load(&peer_port.membership_changes_refused),
         ),
     ] {
         let counter: Counter = Counter::default();

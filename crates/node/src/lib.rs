@@ -27,6 +27,8 @@
 //! - [`fault`]: test-only misbehaviour (cargo feature `fault-injection`).
 //! - [`admin`]: the signed operator service (membership, snapshot, campaign).
 //! - [`distrust`]: the leaders this node was told to stop following, persisted.
+//! - [`membership_rule`]: a Raft membership change needs the board's latest majority
+//!   authorisation, on the leader and on every follower.
 //! - [`runtime`]: starting (integrity check, Raft, the public port with gRPC, HTTP,
 //!   health and reflection, the peer port with Raft and cosigning) and stopping a node.
 
@@ -42,6 +44,7 @@ pub mod forward;
 pub mod http;
 pub mod inclusion;
 pub mod log_store;
+pub mod membership_rule;
 pub mod network;
 pub mod node;
 pub mod peer;

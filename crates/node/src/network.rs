@@ -409,7 +409,15 @@ pub struct RaftService {
     distrust: Arc<LeaderDistrust>,
     counters: Arc<PeerPortCounters>,
     directory: Arc<PeerDirectory>,
+    /// The applied board whose latest membership authorisation replicated membership
+    /// entries must match ([`crate::membership_rule`]); `None` only in tests of the
+    /// Raft plumbing itself.
+    membership_board: Option<crate::board_store::BoardStore>,
 }
+
+/// How long a follower waits to have applied the committed entries before a
+/// replicated membership entry, to judge it against the board as of that point.
+const MEMBERSHIP_APPLY_WAIT: Duration = Duration::from_secs(1);
 
 impl fmt::Debug for RaftService {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
@@ -428,7 +436,87 @@ impl RaftService {
             distrust: Arc::default(),
             counters: peers.counters().clone(),
             directory: peers.directory().clone(),
+            membership_board: None,
         }
+    }
+
+    /// Refuses replicated membership entries that `board`'s latest majority
+    /// authorisation does not cover.
+    pub fn with_membership_rule(mut self, board: crate::board_store::BoardStore) -> Self {
+        self.membership_board = Some(board);
+        self
+    }
+
+    /// Applies the membership rule to the entries of an append: returns the request
+    /// to hand to Raft, cut short before a membership entry that can only be judged
+    /// once the entries before it are applied (the reply is then a partial success),
+    /// or the refusal of an entry no authorisation covers.
+    async fn guard_membership(
+        &self,
+        mut request: AppendEntriesRequest<TypeConfig>,
+    ) -> Result<(AppendEntriesRequest<TypeConfig>, bool), Status> {
+        let Some(board) = &self.membership_board else {
+            return Ok((request, false));
+        };
+        let (applied, mut before) = {
+            let metrics = self.raft.metrics();
+            let metrics = metrics.borrow();
+            (
+                metrics.last_applied.map(|l| l.index),
+                metrics.membership_config.membership().clone(),
+            )
+        };
+        for position in 0..request.entries.len() {
+            let entry = &request.entries[position];
+            let openraft::EntryPayload::Membership(after) = &entry.payload else {
+                continue;
+            };
+            let index = entry.log_id.index;
+            // The bootstrap membership, entries this node already applied (committed,
+            // so the same on every node) and re-sent ones change nothing.
+            if index == 0 || applied.is_some_and(|a| index <= a) || *after == before {
+                before = after.clone();
+                continue;
+            }
+            if position > 0 {
+                request.entries.truncate(position);
+                return Ok((request, true));
+            }
+            // Judge it by the board as applied up to just before it (as far as it is
+            // committed): the same board on every node.
+            let before_it = request
+                .prev_log_id
+                .map_or(0, |l| l.index)
+                .min(request.leader_commit.map_or(0, |l| l.index));
+            if applied.is_none_or(|a| a < before_it) {
+                let _ = self
+                    .raft
+                    .wait(Some(MEMBERSHIP_APPLY_WAIT))
+                    .applied_index_at_least(Some(before_it), "membership rule")
+                    .await;
+            }
+            let latest = crate::membership_rule::latest_authorised(board)
+                .map_err(|e| Status::internal(e.to_string()))?;
+            if latest
+                .as_ref()
+                .is_some_and(|change| crate::membership_rule::covers(change, &before, after))
+            {
+                before = after.clone();
+                continue;
+            }
+            self.counters
+                .membership_changes_refused
+                .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            tracing::error!(index, before = %crate::membership_rule::describe(&before),
+                after = %crate::membership_rule::describe(after), authorised = ?latest,
+                "refused a replicated membership change that no majority authorisation on the board covers");
+            return Err(Status::permission_denied(format!(
+                "the membership entry at log index {index} ({}) is not covered by the board's \
+                 latest membership authorisation (signed by a majority of organisations)",
+                crate::membership_rule::describe(after)
+            )));
+        }
+        Ok((request, false))
     }
 
     /// Shares the distrusted-leader state with the admin service.
@@ -533,7 +621,14 @@ impl raft_server::Raft for RaftService {
             self.authenticated_request(rpc, request, |r: &AppendEntriesRequest<TypeConfig>| {
                 r.vote.leader_id().voted_for()
             })?;
-        let reply = self.raft.append_entries(req).await;
+        let (req, cut_short) = self.guard_membership(req).await?;
+        let last = req.entries.last().map(|e| e.log_id);
+        let reply = match self.raft.append_entries(req).await {
+            Ok(AppendEntriesResponse::Success) if cut_short => {
+                Ok(AppendEntriesResponse::PartialSuccess(last))
+            }
+            other => other,
+        };
         encode_reply(rpc, &reply)
     }
 

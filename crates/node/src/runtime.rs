@@ -340,11 +340,13 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
     let distrust = Arc::new(crate::distrust::LeaderDistrust::open(&db)?);
     let raft_service =
         RaftService::new(raft.clone(), Arc::new(NodeCosigner(shared.clone())), &peers)
-            .with_distrust(distrust.clone());
+            .with_distrust(distrust.clone())
+            .with_membership_rule(shared.board.clone());
     let board_service = BoardService::new(shared.clone(), shutdown_rx.clone());
     let admin_service = crate::admin::AdminService::new(raft.clone(), admin_keys)
         .with_distrust(distrust)
-        .with_peers(peers.directory().clone());
+        .with_peers(peers.directory().clone())
+        .with_membership_rule(shared.board.clone());
     let shutdown_signal = |mut receiver: watch::Receiver<bool>| async move {
         let _ = receiver.changed().await;
     };

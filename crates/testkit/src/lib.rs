@@ -97,6 +97,31 @@ pub fn genesis(origin: &str, authority: &SigningKey) -> SignedEnvelope {
     )
 }
 
+/// The genesis of the harnesses' board: `authority` as its authority, and organisations
+/// `org-1` … `org-{n}`, each with its admin key ([`process::org_admin_key`]).
+pub fn genesis_of_organisations(authority: &SigningKey, n: u64) -> SignedEnvelope {
+    SignedEnvelope::sign_body(
+        &body(
+            pb::entry_body::Kind::Genesis(pb::BoardGenesis {
+                origin: ORIGIN.into(),
+                authority_keys: vec![authority.verifying_key().as_bytes().to_vec()],
+                description: "test board".into(),
+                organisations: (1..=n)
+                    .map(|id| pb::Organisation {
+                        name: format!("org-{id}"),
+                        admin_keys: vec![process::org_admin_key(id)
+                            .verifying_key()
+                            .as_bytes()
+                            .to_vec()],
+                    })
+                    .collect(),
+            }),
+            0,
+        ),
+        authority,
+    )
+}
+
 /// `authority` registers `key` with `role` (in `precinct`, empty for none), stamped
 /// `seq`.
 pub fn register(
@@ -206,11 +231,21 @@ pub fn tls_identity(id: u64) -> TlsIdentity {
 /// port each): node `id` has the checkpoint key [`process::node_signer`]`(id)`, the
 /// TLS identity [`tls_identity`]`(id)` and organisation `org-{id}`.
 pub fn peers(n: u64) -> Vec<PeerConfig> {
+    // All ports are held until every one is chosen, so no two nodes (or a node's two
+    // ports) are given the same one.
+    let held: Vec<std::net::TcpListener> = (0..2 * n)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0"))
+        .collect();
+    let ports: Vec<u16> = held
+        .iter()
+        .map(|l| l.local_addr().expect("local address").port())
+        .collect();
+    drop(held);
     (1..=n)
         .map(|id| PeerConfig {
             id,
-            address: format!("127.0.0.1:{}", free_port()),
-            peer_address: format!("127.0.0.1:{}", free_port()),
+            address: format!("127.0.0.1:{}", ports[2 * (id as usize - 1)]),
+            peer_address: format!("127.0.0.1:{}", ports[2 * (id as usize - 1) + 1]),
             tls_fingerprint: tls_identity(id).fingerprint().to_string(),
             verifier_key: process::node_signer(id).verifier().to_string(),
             organisation: format!("org-{id}"),
@@ -219,7 +254,8 @@ pub fn peers(n: u64) -> Vec<PeerConfig> {
 }
 
 /// The configuration of `peer` of `peers` with its key file and data under
-/// `node_dir` (created); [`process::admin_key`] is its admin key.
+/// `node_dir` (created); it trusts every organisation's admin key
+/// ([`process::org_admin_key`]) for Admin calls.
 pub fn node_config(
     node_dir: &std::path::Path,
     peer: &PeerConfig,
@@ -250,7 +286,10 @@ pub fn node_config(
         peer_listen: peer.peer_address.parse().expect("peer socket address"),
         tls_certificate_file,
         tls_key_file,
-        admin_keys: vec![hex::encode(process::admin_key().verifying_key().as_bytes())],
+        admin_keys: peers
+            .iter()
+            .map(|p| hex::encode(process::org_admin_key(p.id).verifying_key().as_bytes()))
+            .collect(),
         cosign_threshold: None,
         initial_voters,
         peers: peers.to_vec(),

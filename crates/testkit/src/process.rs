@@ -27,7 +27,7 @@ use ed25519_dalek::SigningKey;
 use tonic::transport::{Channel, Endpoint};
 use tonic::Code;
 
-use crate::{genesis, note_signer, now_unix_ms, register_terminal, ORIGIN};
+use crate::{genesis_of_organisations, note_signer, now_unix_ms, register_terminal, ORIGIN};
 
 /// The seed of node `id`'s checkpoint key ([`crate::key`]) in a [`Cluster`].
 pub fn node_seed(id: u64) -> u8 {
@@ -39,9 +39,16 @@ pub fn node_signer(id: u64) -> bboard_core::checkpoint::NoteSigner {
     note_signer(&format!("node-{id}"), node_seed(id))
 }
 
-/// The admin key of every [`Cluster`].
+/// The admin key of organisation `org-{id}` (the organisation of node `id`; seeds
+/// 231 and up, which no test key uses): every
+/// node trusts all of them for Admin calls, and the harnesses' genesis names them.
+pub fn org_admin_key(id: u64) -> SigningKey {
+    crate::key(230 + id as u8)
+}
+
+/// The admin key a [`Cluster`]'s CLI calls use: organisation 1's.
 pub fn admin_key() -> SigningKey {
-    crate::key(99)
+    org_admin_key(1)
 }
 
 /// The tests run one at a time: each loads the whole (2-core) machine, and the failover
@@ -188,6 +195,8 @@ pub struct Cluster {
     pub verifiers: Vec<NoteVerifier>,
     /// The hex file of [`admin_key`], trusted by every node.
     pub admin_key_file: PathBuf,
+    /// The admin key file of each organisation (`org-{id}` runs node `id`).
+    pub org_admin_key_files: Vec<PathBuf>,
     /// The cluster's temporary directory (one subdirectory per node).
     pub dir: tempfile::TempDir,
     /// The path of the `bboard` binary.
@@ -228,8 +237,14 @@ impl Cluster {
     /// is the `bboard` binary (`env!("CARGO_BIN_EXE_bboard")` in `bboard-cli`'s tests).
     pub fn configure(bin: &str, n: u64, voters: &[u64], raft: RaftTuning) -> Cluster {
         let dir = crate::temp_dir();
-        let admin_key_file = dir.path().join("admin.key");
-        std::fs::write(&admin_key_file, hex::encode(admin_key().to_bytes())).unwrap();
+        let org_admin_key_files: Vec<PathBuf> = (1..=n)
+            .map(|id| {
+                let path = dir.path().join(format!("org-{id}-admin.key"));
+                std::fs::write(&path, hex::encode(org_admin_key(id).to_bytes())).unwrap();
+                path
+            })
+            .collect();
+        let admin_key_file = org_admin_key_files[0].clone();
         let peers = crate::peers(n);
         let mut nodes = Vec::new();
         for peer in &peers {
@@ -270,6 +285,7 @@ impl Cluster {
             verifiers,
             nodes,
             admin_key_file,
+            org_admin_key_files,
             dir,
             bin: bin.into(),
         }
@@ -394,7 +410,11 @@ pub async fn genesis_and_keys(
     authority: &SigningKey,
     terminals: &[SigningKey],
 ) -> Vec<(EnvelopeId, u64)> {
-    let mut envelopes = vec![genesis(ORIGIN, authority)];
+    // One organisation per configured node, as the policy lists them.
+    let mut envelopes = vec![genesis_of_organisations(
+        authority,
+        policy.keys().len() as u64,
+    )];
     for (i, terminal) in terminals.iter().enumerate() {
         envelopes.push(register_terminal(authority, terminal, i as u64 + 1));
     }
@@ -559,9 +579,18 @@ pub async fn run_cli_code(
     .unwrap()
 }
 
-/// Runs a membership admin command against the current leader, retrying (bounded) when
-/// the node it reached was not the leader any more.
+/// Runs an admin command against the current leader, retrying (bounded) when the node
+/// it reached was not the leader any more. A membership change (`add-learner`,
+/// `change-membership`) goes through the majority rule as operators run it: organisation
+/// 1 proposes it, the next organisations countersign until a majority signed, and
+/// organisation 1 submits it.
 pub async fn admin_on_leader(cluster: &Cluster, voters: &[u64], command: &[String]) -> String {
+    let command = match command.first().map(String::as_str) {
+        Some("add-learner" | "change-membership") => {
+            vec!["submit".to_owned(), cluster.authorise(command).await]
+        }
+        _ => command.to_vec(),
+    };
     let endpoints = cluster.endpoints(voters);
     let mut last = String::new();
     for _ in 0..5 {
@@ -588,4 +617,59 @@ pub async fn admin_on_leader(cluster: &Cluster, voters: &[u64], command: &[Strin
         tokio::time::sleep(Duration::from_millis(500)).await;
     }
     panic!("admin command failed:\n{last}");
+}
+
+impl Cluster {
+    /// Writes a command file for a membership `command` (as `bboard admin` takes it;
+    /// an `add-learner` gains the node's peer address and pin), signed by the admins of
+    /// the first `signers` organisations; returns its path.
+    pub async fn authorise_by(&self, command: &[String], signers: usize) -> String {
+        let mut change = command.to_vec();
+        if change[0] == "add-learner" && !change.iter().any(|a| a == "--peer-address") {
+            let id: u64 = change
+                .iter()
+                .position(|a| a == "--id")
+                .and_then(|i| change.get(i + 1))
+                .and_then(|id| id.parse().ok())
+                .expect("add-learner --id");
+            change.extend([
+                "--peer-address".to_owned(),
+                self.nodes[id as usize - 1].peer_address.clone(),
+                "--tls-fingerprint".to_owned(),
+                crate::tls_identity(id).fingerprint().to_string(),
+            ]);
+        }
+        static FILES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+        let n = FILES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+        let file = self.dir.path().join(format!("membership-{n}.json"));
+        let file = file.display().to_string();
+        for (i, key) in self.org_admin_key_files.iter().take(signers).enumerate() {
+            let mut args: Vec<String> =
+                vec!["admin".into(), "--key".into(), key.display().to_string()];
+            if i == 0 {
+                args.extend(["propose".to_owned(), "--out".to_owned(), file.clone()]);
+                args.extend(change.iter().cloned());
+            } else {
+                args.extend(["countersign".to_owned(), file.clone()]);
+            }
+            let (ok, output) = self.run_cli(args, Duration::from_secs(30)).await;
+            assert!(ok, "preparing the membership change: {output}");
+        }
+        file
+    }
+
+    /// [`Cluster::authorise_by`] a strict majority of the organisations.
+    pub async fn authorise(&self, command: &[String]) -> String {
+        self.authorise_by(command, self.nodes.len() / 2 + 1).await
+    }
+}
+
+/// Sends envelopes in one AppendMany without waiting for receipts (a lone or lying
+/// leader cannot produce k-of-n ones).
+pub async fn append_many_unacknowledged(endpoint: &str, envelopes: &[SignedEnvelope]) {
+    let request = pb::AppendManyRequest {
+        envelopes: envelopes.iter().map(SignedEnvelope::to_proto).collect(),
+    };
+    let _ =
+        tokio::time::timeout(Duration::from_secs(2), board(endpoint).append_many(request)).await;
 }

@@ -49,6 +49,9 @@ pub struct PeerPortCounters {
     pub handshakes_shed: AtomicU64,
     /// Raft requests refused because the sender claimed to be another node.
     pub impersonations_refused: AtomicU64,
+    /// Replicated Raft membership entries refused because no majority authorisation
+    /// on the board covers them.
+    pub membership_changes_refused: AtomicU64,
 }
 
 /// One authenticated connection on the peer port.
