@@ -98,6 +98,7 @@ pub fn run(args: AlarmsArgs) -> Result<()> {
     let policy = args.policy.policy()?;
     let runtime = crate::board_cmds::runtime()?;
     runtime.block_on(async {
+        crate::preflight::check_settings(&args.endpoints, &policy).await?;
         let client = BoardClient::connect(args.endpoints.clone(), options(&args, &policy))
             .await
             .context("connecting to the board")?;

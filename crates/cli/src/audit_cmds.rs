@@ -118,6 +118,7 @@ pub fn run_audit(args: AuditArgs) -> Result<()> {
     let mut state = AuditState::load(&args.state)
         .with_context(|| format!("reading the audit state {}", args.state.display()))?;
     let runtime = crate::node_cmds::runtime()?;
+    runtime.block_on(crate::preflight::check_settings(&args.endpoints, &policy))?;
     let report = runtime.block_on(audit(&args.endpoints, &policy, &mut state, args.full));
     print!("{report}");
     state

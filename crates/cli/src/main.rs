@@ -13,6 +13,7 @@ mod devcluster;
 mod election;
 mod keys;
 mod node_cmds;
+mod preflight;
 #[cfg(test)]
 mod test_args;
 mod witness_cmd;

@@ -55,8 +55,45 @@ pub enum ClientError {
     },
     /// A receipt, checkpoint, entry or proof from the board does not verify. Never
     /// retried nor ignored: a node served something its signatures do not back.
+    // Not a `#[source]`: the text is already in the message, and error chains would
+    // print it twice.
     #[error("verification failed: {0}")]
-    Verification(#[from] bboard_core::Error),
+    Verification(bboard_core::Error),
+    /// Before posting, the board's current checkpoint did not verify under the
+    /// client's origin and trusted keys: the client's own configuration is wrong (or
+    /// the nodes are not the ones it trusts). Nothing was posted.
+    #[error(
+        "nothing was posted: the board's current checkpoint does not verify with the \
+         configured origin {origin:?} and {keys} trusted node key(s): {reason}; check the \
+         origin and the trusted keys given to this command"
+    )]
+    TrustConfiguration {
+        /// The origin the client expects.
+        origin: String,
+        /// How many node keys it trusts.
+        keys: usize,
+        /// Why the checkpoint did not verify.
+        reason: Box<bboard_core::Error>,
+    },
+    /// The entry was accepted and IS on the board, but the receipt did not verify under
+    /// the client's policy. Posting the entry again would add nothing for an
+    /// identical envelope, but a freshly signed one (e.g. a new encryption of the
+    /// same vote) would count twice: it must not be posted again.
+    #[error(
+        "the entry IS on the board at index {index} (envelope {envelope_id}, accepted by \
+         {endpoint}), but its receipt did not verify: {reason}. Do not post it again; fix \
+         the origin or trusted keys and check it with `bboard prove --index {index}`"
+    )]
+    LandedUnverified {
+        /// The node that accepted it.
+        endpoint: String,
+        /// Its leaf index, as the receipt says.
+        index: u64,
+        /// Its envelope id.
+        envelope_id: String,
+        /// Why the receipt did not verify.
+        reason: Box<bboard_core::Error>,
+    },
     /// A node answered with a response that is inconsistent with the request.
     #[error("invalid response from {endpoint}: {reason}")]
     InvalidResponse {
@@ -68,6 +105,12 @@ pub enum ClientError {
     /// The operation checks signatures but the client has no cosignature policy.
     #[error("this operation needs trusted node keys (a cosignature policy)")]
     NoPolicy,
+}
+
+impl From<bboard_core::Error> for ClientError {
+    fn from(error: bboard_core::Error) -> Self {
+        ClientError::Verification(error)
+    }
 }
 
 impl ClientError {

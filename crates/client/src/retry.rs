@@ -34,6 +34,8 @@ struct State {
     leader: Option<usize>,
     /// Whether leader discovery ran.
     leader_checked: bool,
+    /// Whether a current checkpoint verified under the policy before a first post.
+    trust_checked: bool,
 }
 
 /// A client of a bboard cluster. Cheap to clone (clones share connections and the
@@ -106,6 +108,7 @@ impl BoardClient {
                 current: 0,
                 leader: None,
                 leader_checked: false,
+                trust_checked: false,
             })),
         })
     }
@@ -140,6 +143,16 @@ impl BoardClient {
     /// Whether leader discovery has run (writes run it first otherwise).
     pub(crate) fn leader_checked(&self) -> bool {
         self.lock().leader_checked
+    }
+
+    /// Whether the trust configuration was checked against the board.
+    pub(crate) fn trust_checked(&self) -> bool {
+        self.lock().trust_checked
+    }
+
+    /// Records that the trust configuration matched the board.
+    pub(crate) fn set_trust_checked(&self) {
+        self.lock().trust_checked = true;
     }
 
     /// The node to try next: the leader for writes when known, else the current one.

@@ -75,10 +75,16 @@ impl BoardClient {
     /// Appends `envelope`, retrying the same envelope on transient failures (see the
     /// crate docs), and checks the receipt: with a policy, fully
     /// ([`Receipt::verify`]); always, that the receipt's leaf carries this envelope.
+    ///
+    /// Before its first post, a client with a policy checks that the board's current
+    /// checkpoint verifies under it ([`ClientError::TrustConfiguration`], nothing
+    /// posted). A receipt that does not verify after the node accepted the entry is
+    /// [`ClientError::LandedUnverified`]: the entry is on the board.
     pub async fn append(&self, envelope: &SignedEnvelope) -> Result<AppendResult, ClientError> {
         if !self.leader_checked() {
             self.discover_leader().await;
         }
+        self.check_trust().await?;
         let message = pb::AppendRequest {
             envelope: Some(envelope.to_proto()),
         };
@@ -92,13 +98,68 @@ impl BoardClient {
             .receipt
             .ok_or_else(|| invalid(&endpoint, "append answer without a receipt"))?;
         let receipt = Receipt::from_proto(&proto)?;
-        let verified = check_receipt(&receipt, envelope, self.options().policy.as_ref())?;
+        let verified = check_receipt(&receipt, envelope, self.options().policy.as_ref()).map_err(
+            |reason| ClientError::LandedUnverified {
+                endpoint: endpoint.clone(),
+                index: receipt.leaf_index,
+                envelope_id: envelope.id().to_string(),
+                reason: Box::new(reason),
+            },
+        )?;
         Ok(AppendResult {
             receipt,
             duplicate: response.duplicate,
             verified,
             endpoint,
         })
+    }
+
+    /// Checks, once per client, that the board's current checkpoint verifies under the
+    /// policy, so a wrong origin or wrong trusted keys stop a post before anything is
+    /// posted. An empty board (nothing to check yet) and a board no node answers for
+    /// (the post itself will say so) pass.
+    async fn check_trust(&self) -> Result<(), ClientError> {
+        let Some(policy) = self.options().policy.as_ref() else {
+            return Ok(());
+        };
+        if self.trust_checked() {
+            return Ok(());
+        }
+        let fetched = self
+            .call(false, |mut client, timeout| async move {
+                let message = pb::GetCheckpointRequest { size: 0 };
+                client.get_checkpoint(request(message, timeout)).await
+            })
+            .await;
+        let Ok((endpoint, response)) = fetched else {
+            return Ok(());
+        };
+        let mut signed = checkpoint_from_proto(&endpoint, &response, 0)?;
+        if signed.checkpoint().size.0 == 0 {
+            return Ok(());
+        }
+        match self.verify_gathering(policy, &mut signed).await {
+            Ok(_) => {
+                self.set_trust_checked();
+                Ok(())
+            }
+            // Some trusted keys signed, just not k of them yet (a checkpoint still
+            // being cosigned): the settings are not what is wrong.
+            Err(ClientError::Verification(bboard_core::Error::NotEnoughCosignatures {
+                valid,
+                ..
+            })) if valid > 0 => Ok(()),
+            // The node keys are right; witnesses may still be cosigning.
+            Err(ClientError::Verification(bboard_core::Error::NotEnoughWitnessCosignatures {
+                ..
+            })) => Ok(()),
+            Err(ClientError::Verification(reason)) => Err(ClientError::TrustConfiguration {
+                origin: policy.origin().to_string(),
+                keys: policy.keys().len(),
+                reason: Box::new(reason),
+            }),
+            Err(other) => Err(other),
+        }
     }
 
     /// Entry `index`, checked (leaf hash, canonical leaf, envelope signature).

@@ -187,18 +187,26 @@ async fn forged_receipts_fail_verification() {
         client.append(&board.note(seq)).await.unwrap();
         proxy.set(|k| k.forgery = forgery);
         let error = client.append(&board.note(seq + 1)).await.unwrap_err();
+        // The node accepted the entry: the error says it is on the board.
+        let ClientError::LandedUnverified { index, reason, .. } = &error else {
+            panic!("{forgery:?}: {error:?}");
+        };
         assert!(
-            matches!(error, ClientError::Verification(_)),
-            "{forgery:?}: {error:?}"
+            error.to_string().contains("IS on the board"),
+            "{forgery:?}: {error}"
         );
+        let landed = client.get_entry(*index).await;
+        if forgery != Forgery::OtherEntry {
+            assert_eq!(landed.unwrap().leaf.envelope.id(), board.note(seq + 1).id());
+        }
         if forgery == Forgery::OneSignature {
             assert!(matches!(
-                error,
-                ClientError::Verification(bboard_core::Error::NotEnoughCosignatures {
+                **reason,
+                bboard_core::Error::NotEnoughCosignatures {
                     valid: 1,
                     required: 2,
                     ..
-                })
+                }
             ));
         }
     }
@@ -214,11 +222,68 @@ async fn receipt_for_another_envelope_fails_even_without_policy() {
     let error = client.append(&board.note(2)).await.unwrap_err();
     assert!(
         matches!(
-            error,
-            ClientError::Verification(bboard_core::Error::InvalidReceipt(_))
+            &error,
+            ClientError::LandedUnverified { reason, .. }
+                if matches!(**reason, bboard_core::Error::InvalidReceipt(_))
         ),
         "{error:?}"
     );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_wrong_origin_or_wrong_keys_post_nothing_and_say_which() {
+    let board = Board::start(3).await;
+    let endpoints = board.cluster.endpoints.clone();
+    let honest = client(endpoints.clone(), Some(board.policy())).await;
+    honest.append(&board.note(1)).await.unwrap();
+    let size = honest
+        .checkpoint(None)
+        .await
+        .unwrap()
+        .signed
+        .checkpoint()
+        .size
+        .0;
+
+    let wrong_origin =
+        CosignaturePolicy::majority("another.example/board", board.policy().keys().to_vec())
+            .unwrap();
+    let strangers: Vec<_> = (0..3)
+        .map(|i| {
+            bboard_core::checkpoint::NoteSigner::new(
+                &format!("stranger-{i}"),
+                SigningKey::from_bytes(&[200 + i; 32]),
+            )
+            .unwrap()
+            .verifier()
+        })
+        .collect();
+    let wrong_keys = CosignaturePolicy::majority(board.policy().origin(), strangers).unwrap();
+    for (what, policy) in [("origin", wrong_origin), ("keys", wrong_keys)] {
+        let misconfigured = client(endpoints.clone(), Some(policy)).await;
+        let error = misconfigured.append(&board.note(2)).await.unwrap_err();
+        assert!(
+            matches!(error, ClientError::TrustConfiguration { .. }),
+            "wrong {what}: {error:?}"
+        );
+        let message = error.to_string();
+        assert!(
+            message.contains("nothing was posted") && message.contains(what),
+            "wrong {what}: {message}"
+        );
+    }
+    // Nothing landed: the board still ends with note 1.
+    let after = honest
+        .checkpoint(None)
+        .await
+        .unwrap()
+        .signed
+        .checkpoint()
+        .size
+        .0;
+    assert_eq!(after, size);
+    let last = honest.get_entry(size - 1).await.unwrap();
+    assert_eq!(last.leaf.envelope.id(), board.note(1).id());
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

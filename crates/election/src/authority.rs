@@ -69,7 +69,20 @@ pub async fn register_key(
             precinct_id: registration.precinct_id.clone(),
             label: registration.label.clone(),
         }),
-        &format!("the registration of {:?}", registration.label),
+        &if registration.label.is_empty() {
+            format!(
+                "the registration of key {} as {}",
+                hex::encode(registration.public_key),
+                registration.role.as_str_name()
+            )
+        } else {
+            format!(
+                "the registration of {:?} ({} as {})",
+                registration.label,
+                hex::encode(registration.public_key),
+                registration.role.as_str_name()
+            )
+        },
     )
     .await
 }

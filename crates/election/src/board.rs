@@ -130,6 +130,9 @@ pub struct ElectionView {
     pub entries: Vec<Posted>,
     /// The election's manifest.
     pub manifest: pb::ElectionManifest,
+    /// Key registrations for other elections (election id, registration), so that a
+    /// key registered elsewhere is named as such rather than as unknown.
+    pub registered_elsewhere: Vec<(String, pb::RegisterKey)>,
 }
 
 impl ElectionView {
@@ -149,11 +152,18 @@ impl ElectionView {
         };
         let mut leaves = Vec::with_capacity(entries.len());
         let mut mine = Vec::new();
+        let mut registered_elsewhere = Vec::new();
         for entry in entries {
             let body = entry.leaf.envelope.body();
             leaves.push(entry.leaf_data);
             let Ok(body) = body else { continue };
             let registration = matches!(body.kind, Some(Kind::RegisterKey(_)));
+            if let (false, Some(Kind::RegisterKey(r))) = (
+                body.election_id == election_id || body.election_id.is_empty(),
+                &body.kind,
+            ) {
+                registered_elsewhere.push((body.election_id.clone(), r.clone()));
+            }
             if body.election_id == election_id || (registration && body.election_id.is_empty()) {
                 mine.push(Posted {
                     signer: *entry.leaf.envelope.signer().as_bytes(),
@@ -173,6 +183,7 @@ impl ElectionView {
             leaves,
             entries: mine,
             manifest,
+            registered_elsewhere,
         })
     }
 
@@ -308,6 +319,18 @@ impl ElectionView {
             }),
             None => Err(Error::KeyNotRegistered {
                 key: hex::encode(public_key),
+                election_id: self.election_id.clone(),
+                elsewhere: self
+                    .registered_elsewhere
+                    .iter()
+                    .filter(|(_, r)| r.public_key == public_key)
+                    .map(|(election, r)| {
+                        format!(
+                            "election {election:?} as {}",
+                            pb::Role::try_from(r.role).map_or("?", |r| r.as_str_name())
+                        )
+                    })
+                    .collect(),
             }),
         }
     }

@@ -29,6 +29,25 @@ pub enum Error {
         #[source]
         source: Box<ClientError>,
     },
+    /// A ballot was accepted and IS on the board (and counts), but its receipt did not
+    /// verify on this terminal: the voter is given its tracking code and must not
+    /// vote again; the terminal's origin or trusted keys are wrong.
+    #[error(
+        "{what} IS on the board at index {index} and counts; tracking code {short_code} \
+         (give it to the voter; do NOT cast again). This terminal could not verify the \
+         receipt"
+    )]
+    BallotLandedUnverified {
+        /// The entry, for people.
+        what: String,
+        /// Its leaf index.
+        index: u64,
+        /// The short tracking code, for the slip.
+        short_code: String,
+        /// What could not be verified.
+        #[source]
+        source: Box<ClientError>,
+    },
     /// The election has no manifest on the board read.
     #[error("election {election_id:?} has no manifest on this board")]
     NoManifest {
@@ -65,11 +84,23 @@ pub enum Error {
         /// The election.
         election_id: String,
     },
-    /// A key has no registration on the board.
-    #[error("key {key} is not registered on this board")]
+    /// A key has no registration for this election (a key serves one role in one
+    /// election per board).
+    #[error(
+        "key {key} is not registered for election {election_id:?}{}",
+        if elsewhere.is_empty() {
+            String::new()
+        } else {
+            format!(" (it is registered for {})", elsewhere.join(", "))
+        }
+    )]
     KeyNotRegistered {
         /// The key, hex.
         key: String,
+        /// The election asked about.
+        election_id: String,
+        /// Where it is registered instead ("election \"e1\" as ROLE_TERMINAL").
+        elsewhere: Vec<String>,
     },
     /// A key is registered, but with another role or without a precinct.
     #[error("key {key} is registered as {registered} for precinct {precinct:?}, not as {wanted}")]

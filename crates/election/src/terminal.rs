@@ -117,7 +117,24 @@ impl TerminalSession {
             let wait = OsRng.next_u64() % (self.max_delay.as_millis() as u64 + 1);
             tokio::time::sleep(Duration::from_millis(wait)).await;
         }
-        let append = submit(&self.client, &envelope, what).await?;
+        let append = match submit(&self.client, &envelope, what).await {
+            Ok(append) => append,
+            Err(Error::Append { source, what }) => {
+                let bboard_client::ClientError::LandedUnverified { index, .. } = *source else {
+                    return Err(Error::Append { source, what });
+                };
+                // The ballot counts: the chain goes on from it, and the voter gets its
+                // code even though this terminal could not verify the receipt.
+                self.head = code;
+                return Err(Error::BallotLandedUnverified {
+                    what,
+                    index,
+                    short_code: short_tracking_code(&code),
+                    source,
+                });
+            }
+            Err(other) => return Err(other),
+        };
         let code_hex = hex::encode(code);
         if !append.receipt.tracking_code.is_empty() && append.receipt.tracking_code != code_hex {
             return Err(Error::TrackingCodeMismatch {

@@ -728,6 +728,7 @@ mod tests {
             leaves: Vec::new(),
             entries: Vec::new(),
             manifest,
+            registered_elsewhere: Vec::new(),
         };
         let phase = pb::PhaseChange {
             phase: Phase::KeyCeremony as i32,
@@ -962,5 +963,40 @@ mod tests {
             dir: PathBuf::from("/t"),
         };
         assert_eq!(files.state("../e 1"), PathBuf::from("/t/state-___e_1.json"));
+    }
+
+    #[test]
+    fn a_key_registered_for_another_election_is_named_as_such() {
+        let mut setup = setup();
+        let key = [9u8; 32];
+        let unknown = setup
+            .view
+            .precinct_of(&key, pb::Role::Terminal)
+            .unwrap_err()
+            .to_string();
+        assert_eq!(
+            unknown,
+            format!(
+                "key {} is not registered for election {ELECTION:?}",
+                hex::encode(key)
+            )
+        );
+        setup.view.registered_elsewhere.push((
+            "e1".into(),
+            pb::RegisterKey {
+                public_key: key.to_vec(),
+                role: pb::Role::Terminal as i32,
+                ..Default::default()
+            },
+        ));
+        let elsewhere = setup
+            .view
+            .precinct_of(&key, pb::Role::Terminal)
+            .unwrap_err()
+            .to_string();
+        assert!(
+            elsewhere.ends_with("(it is registered for election \"e1\" as ROLE_TERMINAL)"),
+            "{elsewhere}"
+        );
     }
 }

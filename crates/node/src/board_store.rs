@@ -1029,7 +1029,18 @@ mod tests {
     }
 
     fn board(dir: &std::path::Path) -> (sled::Db, BoardStore) {
-        let db = sled::Config::new().path(dir).open().unwrap();
+        // sled releases its file lock when its background flusher ends, a moment
+        // after the last handle of a reopened store is dropped.
+        let started = std::time::Instant::now();
+        let db = loop {
+            match sled::Config::new().path(dir).open() {
+                Ok(db) => break db,
+                Err(e) if started.elapsed() > std::time::Duration::from_secs(10) => {
+                    panic!("opening {}: {e}", dir.display())
+                }
+                Err(_) => std::thread::sleep(std::time::Duration::from_millis(50)),
+            }
+        };
         let store = BoardStore::open(&db, ORIGIN).unwrap();
         (db, store)
     }
