@@ -458,6 +458,15 @@ impl RaftService {
         let Some(board) = &self.membership_board else {
             return Ok((request, false));
         };
+        // Nearly every append (heartbeats, board entries) carries no membership entry:
+        // it passes without reading the Raft metrics or cloning the membership.
+        let carries_membership = request
+            .entries
+            .iter()
+            .any(|e| matches!(e.payload, openraft::EntryPayload::Membership(_)));
+        if !carries_membership {
+            return Ok((request, false));
+        }
         let (applied, mut before) = {
             let metrics = self.raft.metrics();
             let metrics = metrics.borrow();
