@@ -147,6 +147,37 @@ pub fn run_audit(args: AuditArgs) -> Result<()> {
     }
 }
 
+/// The evidence's own origin and signed notes against the policy: a configuration
+/// error (exit 1) when they belong to another board or none is signed by a trusted
+/// key ([`crate::preflight::check_note_settings`]).
+fn check_evidence_settings(
+    policy: &CosignaturePolicy,
+    what: &str,
+    evidence: &Evidence,
+) -> Result<()> {
+    let (origin, notes): (&str, Vec<&str>) = match evidence {
+        Evidence::Equivocation { origin, a, b } => (origin, vec![a, b]),
+        Evidence::NotAPrefix {
+            origin,
+            faulty,
+            honest,
+            ..
+        } => (origin, vec![faulty, honest]),
+        Evidence::Censorship {
+            origin, checkpoint, ..
+        } => (origin, vec![checkpoint]),
+        // A kind this build does not know: verify_evidence refuses it with its reason.
+        _ => return Ok(()),
+    };
+    anyhow::ensure!(
+        origin == policy.origin(),
+        "configuration error: --origin {:?}, but {what} is about the board {origin:?}. \
+         Nothing was judged; check --origin",
+        policy.origin()
+    );
+    crate::preflight::check_note_settings(policy, what, &notes)
+}
+
 /// Writes each evidence as `dir/evidence-<kind>-<n>.json` (n counts from 1 per run;
 /// an existing file of that name is never overwritten: n moves on). Returns the paths.
 fn write_evidence(dir: &Path, evidence: &[Evidence]) -> Result<Vec<PathBuf>> {
@@ -192,10 +223,16 @@ pub fn run_verify_evidence(args: VerifyEvidenceArgs) -> Result<()> {
     let policy = args.policy.policy()?;
     let text = std::fs::read_to_string(&args.evidence)
         .with_context(|| format!("reading evidence {}", args.evidence.display()))?;
-    let evidence = Evidence::from_json(&text)
-        .with_context(|| format!("evidence {} does NOT hold", args.evidence.display()))?;
-    let verdict = verify_evidence(&evidence, &policy)
-        .with_context(|| format!("evidence {} does NOT hold", args.evidence.display()))?;
+    let does_not_hold = || {
+        crate::preflight::not_verified(format!(
+            "evidence {} does NOT hold",
+            args.evidence.display()
+        ))
+    };
+    let evidence = Evidence::from_json(&text).with_context(does_not_hold)?;
+    let what = format!("the evidence {}", args.evidence.display());
+    check_evidence_settings(&policy, &what, &evidence)?;
+    let verdict = verify_evidence(&evidence, &policy).with_context(does_not_hold)?;
     if matches!(evidence, Evidence::Censorship { .. }) && !args.endpoints.is_empty() {
         let confirmed = crate::board_cmds::runtime()?.block_on(async {
             let client = BoardClient::connect(
@@ -209,7 +246,7 @@ pub fn run_verify_evidence(args: VerifyEvidenceArgs) -> Result<()> {
             .context("connecting to the board")?;
             bboard_client::audit::check_censorship_evidence(&client, &evidence)
                 .await
-                .with_context(|| format!("evidence {} does NOT hold", args.evidence.display()))
+                .with_context(does_not_hold)
         })?;
         println!(
             "the envelope is still absent from the board on: {}",

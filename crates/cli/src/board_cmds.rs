@@ -12,6 +12,8 @@ use bboard_core::envelope::SignedEnvelope;
 use bboard_core::pb;
 use bboard_merkle::Hash;
 
+use crate::preflight::not_verified;
+
 /// Which nodes to talk to, and how patiently.
 #[derive(clap::Args, Debug)]
 pub struct ConnectArgs {
@@ -39,15 +41,19 @@ pub struct AppendArgs {
     #[command(flatten)]
     connect: ConnectArgs,
     /// Private key file (hex seed, as written by `bboard keygen`) to sign the entry with.
-    #[arg(long)]
-    key: PathBuf,
+    #[arg(long, required_unless_present = "envelope")]
+    key: Option<PathBuf>,
     /// Text of a Note entry to append.
     #[arg(
         long,
-        required_unless_present = "body_file",
-        conflicts_with = "body_file"
+        required_unless_present_any = ["body_file", "envelope"],
+        conflicts_with_all = ["body_file", "envelope"]
     )]
     note: Option<String>,
+    /// Re-send this signed envelope exactly as it is (a file kept after an unknown
+    /// outcome, under bboard-unsent/): safe to repeat, the board keeps one copy.
+    #[arg(long, value_name = "FILE", conflicts_with_all = ["key", "body_file"])]
+    envelope: Option<PathBuf>,
     /// Election id of the note (empty: a board-level note).
     #[arg(long, conflicts_with = "body_file")]
     election: Option<String>,
@@ -143,11 +149,25 @@ impl TrustArgs {
     }
 }
 
-/// Connects to the nodes of `args`, verifying against `policy` when given.
+/// Connects to the nodes of `args`, verifying against `policy` when given. With a
+/// policy, the nodes are first asked whether it is theirs
+/// ([`crate::preflight::check_settings`]): a command given a wrong `--origin` or
+/// `--trusted-keys` stops there, before it reads, judges or posts anything.
 pub async fn connect(args: &ConnectArgs, policy: Option<CosignaturePolicy>) -> Result<BoardClient> {
+    let per_request_timeout = Duration::from_secs(args.request_timeout.max(1));
+    let total_timeout = Duration::from_secs(args.timeout.max(1));
+    if let Some(policy) = &policy {
+        crate::preflight::check_settings_within(
+            &args.endpoints,
+            policy,
+            per_request_timeout,
+            total_timeout,
+        )
+        .await?;
+    }
     let options = ClientOptions {
-        per_request_timeout: Duration::from_secs(args.request_timeout.max(1)),
-        total_timeout: Duration::from_secs(args.timeout.max(1)),
+        per_request_timeout,
+        total_timeout,
         policy,
         ..ClientOptions::default()
     };
@@ -207,8 +227,26 @@ pub fn run_status(args: StatusArgs) -> Result<()> {
 
 /// `bboard append`: signs a note (or an encoded body) and appends it.
 pub fn run_append(args: AppendArgs) -> Result<()> {
-    let key = crate::keys::read_private_key(&args.key)?;
-    let envelope = match (&args.body_file, &args.note) {
+    let envelope = match &args.envelope {
+        Some(path) => crate::unsent::read_envelope(path)?,
+        None => sign_entry(&args)?,
+    };
+    let policy = args.trust.policy()?;
+    let policy_keys = policy.as_ref().map_or(0, |p| p.keys().len());
+    let result = runtime()?.block_on(async {
+        let client = connect(&args.connect, policy).await?;
+        client
+            .append(&envelope)
+            .await
+            .context("appending the entry")
+    })?;
+    print_appended(&args, &envelope, &result, policy_keys)
+}
+
+/// The envelope `append` signs: a note or an encoded body, with `--key`.
+fn sign_entry(args: &AppendArgs) -> Result<SignedEnvelope> {
+    let key = crate::keys::read_private_key(args.key.as_ref().context("give --key")?)?;
+    Ok(match (&args.body_file, &args.note) {
         (Some(path), _) => {
             let bytes =
                 std::fs::read(path).with_context(|| format!("reading {}", path.display()))?;
@@ -226,17 +264,16 @@ pub fn run_append(args: AppendArgs) -> Result<()> {
             };
             SignedEnvelope::sign_body(&body, &key)
         }
-        (None, None) => bail!("give --note or --body-file"),
-    };
-    let policy = args.trust.policy()?;
-    let policy_keys = policy.as_ref().map_or(0, |p| p.keys().len());
-    let result = runtime()?.block_on(async {
-        let client = connect(&args.connect, policy).await?;
-        client
-            .append(&envelope)
-            .await
-            .context("appending the entry")
-    })?;
+        (None, None) => bail!("give --note, --body-file or --envelope"),
+    })
+}
+
+fn print_appended(
+    args: &AppendArgs,
+    envelope: &SignedEnvelope,
+    result: &bboard_client::AppendResult,
+    policy_keys: usize,
+) -> Result<()> {
     println!(
         "appended: entry {} via {}{}",
         result.receipt.leaf_index,
@@ -323,8 +360,11 @@ pub fn run_prove(args: ProveArgs) -> Result<()> {
             let &[old, new] = sizes.as_slice() else {
                 bail!("--consistency takes two sizes: OLD NEW");
             };
-            let proof = client.consistency_proof(old, new).await.with_context(|| {
-                format!("consistency proof from size {old} to {new} NOT verified")
+            let proof = client.consistency_proof(old, new).await.map_err(|error| {
+                judged(
+                    error,
+                    format!("consistency proof from size {old} to {new} NOT verified"),
+                )
             })?;
             println!(
                 "OK: the tree of size {} (root {}) is a prefix of the tree of size {} (root {})",
@@ -347,14 +387,18 @@ pub fn run_prove(args: ProveArgs) -> Result<()> {
             (Some(index), _) => client
                 .inclusion_proof_by_index(*index, args.size)
                 .await
-                .with_context(|| format!("inclusion of entry {index} NOT verified"))?,
+                .map_err(|error| {
+                    judged(error, format!("inclusion of entry {index} NOT verified"))
+                })?,
             (None, Some(text)) => {
                 let hash = Hash::from_hex(text.trim())
                     .map_err(|e| anyhow::anyhow!("--leaf-hash {text:?}: {e}"))?;
                 client
                     .inclusion_proof_by_leaf_hash(&hash, args.size)
                     .await
-                    .with_context(|| format!("inclusion of leaf {hash} NOT verified"))?
+                    .map_err(|error| {
+                        judged(error, format!("inclusion of leaf {hash} NOT verified"))
+                    })?
             }
             (None, None) => bail!("give --index, --leaf-hash or --consistency"),
         };
@@ -366,6 +410,20 @@ pub fn run_prove(args: ProveArgs) -> Result<()> {
         print_hashes("inclusion proof", &proof.proof);
         Ok(())
     })
+}
+
+/// A failed proof for the exit code: a node that did not answer means nothing was
+/// checked (the tool's error, exit 1); anything the nodes did answer — a refusal, no
+/// such entry, a proof or checkpoint that does not verify — means the claim does NOT
+/// hold (exit 2).
+fn judged(error: bboard_client::ClientError, message: String) -> anyhow::Error {
+    use bboard_client::ClientError;
+    match error {
+        ClientError::Timeout { .. } | ClientError::Rpc { .. } | ClientError::NoEndpoint => {
+            anyhow::Error::new(error).context(format!("{message}: the nodes did not answer"))
+        }
+        error => anyhow::Error::new(error).context(not_verified(message)),
+    }
 }
 
 fn print_hashes(what: &str, hashes: &[Hash]) {

@@ -16,6 +16,7 @@ mod node_cmds;
 mod preflight;
 #[cfg(test)]
 mod test_args;
+mod unsent;
 mod witness_cmd;
 
 use std::path::PathBuf;
@@ -44,7 +45,9 @@ enum Command {
     Keygen(keys::KeygenArgs),
     /// Prints the public key and verifier key of a private key file.
     KeyInfo(keys::KeyInfoArgs),
-    /// Checks a receipt offline against trusted node keys.
+    /// Checks a receipt offline against trusted node keys. Exit 0: valid, 2: NOT
+    /// valid, 1: the command's own error (e.g. --origin or --trusted-keys not those of
+    /// the receipt's board).
     VerifyReceipt(VerifyReceiptArgs),
     /// Creates or runs a board node.
     Node(node_cmds::NodeArgs),
@@ -56,11 +59,13 @@ enum Command {
     Admin(admin::AdminArgs),
     /// Prints the status of board nodes: role, term, leader, tree size, root.
     Status(board_cmds::StatusArgs),
-    /// Signs a note (or an encoded entry body) and appends it to a running board.
+    /// Signs a note (or an encoded entry body) and appends it to a running board, or
+    /// re-sends a signed envelope kept after an unknown outcome (`--envelope`).
     Append(board_cmds::AppendArgs),
     /// Prints one entry of a running board.
     Get(board_cmds::GetArgs),
-    /// Fetches and verifies an inclusion or consistency proof against k-of-n checkpoints.
+    /// Fetches and verifies an inclusion or consistency proof against k-of-n
+    /// checkpoints. Exit 0: verified, 2: NOT verified, 1: the command's own error.
     Prove(board_cmds::ProveArgs),
     /// Election authority: create an election, register keys, change phase, post the
     /// joint key.
@@ -75,12 +80,15 @@ enum Command {
     Results(election::cli::ResultsArgs),
     /// The encrypted tally and, once k trustees decrypted, its counts.
     Tally(election::cli::ReadArgs),
-    /// Re-checks a whole election from the board; fails on any failure.
-    VerifyElection(election::cli::ReadArgs),
+    /// Re-checks a whole election from the board. Exit 0: verified, 2: NOT verified
+    /// (or, with --strict, paper and electronic counts differ), 1: the command's own
+    /// error.
+    VerifyElection(election::cli::VerifyArgs),
     /// Audits every node's checkpoints against the k-of-n policy, the last audit and
     /// each other; writes evidence files. Exit 0: OK, 2: findings, 3: incomplete.
     Audit(audit_cmds::AuditArgs),
     /// Re-checks an evidence file written by `bboard audit` and names the culprits.
+    /// Exit 0: it holds, 2: it does NOT hold, 1: the command's own error.
     VerifyEvidence(audit_cmds::VerifyEvidenceArgs),
     /// Independent witness: `serve` cosigns consistent checkpoints, `feed` sends one.
     Witness(witness_cmd::WitnessArgs),
@@ -121,12 +129,27 @@ fn init_logging(command: &Command) {
 }
 
 fn main() -> std::process::ExitCode {
-    let cli = Cli::parse();
+    // clap ends a usage error with exit 2, which bboard's verifiers use for "does NOT
+    // verify": a mistyped or missing flag is the user's own error, exit 1.
+    let cli = match Cli::try_parse() {
+        Ok(cli) => cli,
+        Err(error) => {
+            let _ = error.print();
+            return if error.use_stderr() {
+                std::process::ExitCode::FAILURE
+            } else {
+                std::process::ExitCode::SUCCESS
+            };
+        }
+    };
     init_logging(&cli.command);
     match run(cli) {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(error) => {
-            eprintln!("error: {error:#}");
+            eprintln!("error: {}", describe(&error));
+            if let Some(advice) = unsent::keep(&error) {
+                eprintln!("{advice}");
+            }
             std::process::ExitCode::from(audit_cmds::exit_code(&error))
         }
     }
@@ -160,6 +183,24 @@ fn run(cli: Cli) -> Result<()> {
     }
 }
 
+/// An error and its causes on one line, like anyhow's `{:#}`, but a cause whose text
+/// is already in the line is left out: many library errors both name their source in
+/// their message and return it as `source()`, which would print the reason twice.
+fn describe(error: &anyhow::Error) -> String {
+    let mut line = String::new();
+    for cause in error.chain() {
+        let text = cause.to_string();
+        if text.is_empty() || line.contains(&text) {
+            continue;
+        }
+        if !line.is_empty() {
+            line.push_str(": ");
+        }
+        line.push_str(&text);
+    }
+    line
+}
+
 /// Reads trusted verifier keys, one per line; blank lines and `#` comments are skipped.
 pub(crate) fn read_verifier_keys(path: &std::path::Path) -> Result<Vec<NoteVerifier>> {
     let text = std::fs::read_to_string(path)
@@ -177,12 +218,15 @@ pub(crate) fn read_verifier_keys(path: &std::path::Path) -> Result<Vec<NoteVerif
 fn verify_receipt(args: VerifyReceiptArgs) -> Result<()> {
     let text = std::fs::read_to_string(&args.receipt)
         .with_context(|| format!("reading receipt {}", args.receipt.display()))?;
-    let receipt: Receipt = serde_json::from_str(&text)
-        .with_context(|| format!("parsing receipt {}", args.receipt.display()))?;
+    let receipt: Receipt = serde_json::from_str(&text).with_context(|| {
+        preflight::not_verified(format!("{} is NOT a receipt", args.receipt.display()))
+    })?;
     let policy = args.policy.policy()?;
+    let what = format!("the receipt {}", args.receipt.display());
+    preflight::check_note_settings(&policy, &what, &[&receipt.checkpoint])?;
     let verified = receipt
         .verify(&policy)
-        .with_context(|| format!("receipt {} is NOT valid", args.receipt.display()))?;
+        .with_context(|| preflight::not_verified(format!("{what} is NOT valid")))?;
     println!(
         "receipt OK: entry {} (envelope {}) is in the board {} of size {} with root {}, signed by {} of {} trusted nodes ({})",
         verified.leaf_index.0,
@@ -195,4 +239,31 @@ fn verify_receipt(args: VerifyReceiptArgs) -> Result<()> {
         verified.checkpoint.signers.join(", ")
     );
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    #[derive(Debug, thiserror::Error)]
+    enum Inner {
+        #[error("root mismatch: proof yields A, expected B")]
+        Mismatch,
+    }
+
+    #[derive(Debug, thiserror::Error)]
+    enum Outer {
+        #[error("proof does not verify: {0}")]
+        Proof(#[from] Inner),
+    }
+
+    #[test]
+    fn a_reason_is_printed_once() {
+        let error =
+            anyhow::Error::new(Outer::from(Inner::Mismatch)).context("receipt r.json is NOT valid");
+        assert_eq!(
+            super::describe(&error),
+            "receipt r.json is NOT valid: proof does not verify: root mismatch: proof yields A, expected B"
+        );
+        let plain = anyhow::anyhow!("inner").context("outer");
+        assert_eq!(super::describe(&plain), "outer: inner");
+    }
 }

@@ -48,7 +48,8 @@ fn demo_runs_a_verifiable_election() {
         "Party A stayed offline",
         "FINDING: p-002/mayor",
         "<- paper differs",
-        "VERIFIED:",
+        // The falsified protocol is flagged: the board verifies, the counts disagree.
+        "VERIFIED (WITH WARNINGS):",
         "All checks passed.",
         "bboard verify-election --endpoint",
     ] {

@@ -16,20 +16,10 @@ const BIN: &str = env!("CARGO_BIN_EXE_bboard");
 #[test]
 fn a_wrong_origin_or_wrong_keys_is_a_configuration_error_and_posts_nothing() {
     serially(async {
-        let mut cluster = Cluster::configure(BIN, 3, &[1, 2, 3], fast_raft());
-        for id in 1..=3 {
-            cluster.node(id).start();
-        }
-        let all = cluster.endpoints(&[1, 2, 3]);
-        find_leader(&all, Duration::from_secs(30)).await;
-        let authority = key(1);
-        cluster.genesis_and_keys(&all, &authority, &[]).await;
+        let (mut cluster, all) = Cluster::start_with_genesis(BIN, 3).await;
         let trusted = cluster.write_trusted_keys();
-        let authority_file = cluster.dir.path().join("authority.key");
-        std::fs::write(&authority_file, hex::encode(authority.to_bytes())).unwrap();
-        let strangers = cluster.dir.path().join("strangers.txt");
-        let stranger = bboard_core::checkpoint::NoteSigner::new("stranger", key(77)).unwrap();
-        std::fs::write(&strangers, format!("{}\n", stranger.verifier())).unwrap();
+        let authority_file = cluster.write_key_file("authority.key", &key(1));
+        let strangers = cluster.write_strangers_keys();
         let size = status(&all[0]).await.unwrap().tree_size;
 
         let append = |origin: &str, keys: &std::path::Path, note: &str| {
@@ -54,8 +44,8 @@ fn a_wrong_origin_or_wrong_keys_is_a_configuration_error_and_posts_nothing() {
             let (code, output) = cluster.run_cli_code(args, Duration::from_secs(60)).await;
             assert_eq!(code, Some(1), "wrong {what}: {output}");
             assert!(
-                output.contains("nothing was posted")
-                    && output.contains("check the origin and the trusted keys"),
+                output.contains("configuration error")
+                    && output.contains("Nothing was judged or posted"),
                 "wrong {what}: {output}"
             );
             assert!(!output.contains("IS on the board"), "{output}");
@@ -132,6 +122,85 @@ fn a_wrong_origin_or_wrong_keys_is_a_configuration_error_and_posts_nothing() {
             output.contains(&format!("appended: entry {size}")),
             "{output}"
         );
+        cluster.assert_alive();
+    });
+}
+
+/// A node that accepts connections and never answers: every call to it times out.
+fn silent_node() -> (std::net::TcpListener, String) {
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let address = listener.local_addr().unwrap().to_string();
+    (listener, address)
+}
+
+#[test]
+fn an_unknown_outcome_keeps_the_envelope_and_its_resend_lands_once() {
+    serially(async {
+        let (mut cluster, all) = Cluster::start_with_genesis(BIN, 3).await;
+        let trusted = cluster.write_trusted_keys();
+        let authority_file = cluster.write_key_file("authority.key", &key(1));
+        let trust = |endpoint: &str| {
+            vec![
+                "--endpoint".to_owned(),
+                endpoint.to_owned(),
+                "--trusted-keys".to_owned(),
+                trusted.display().to_string(),
+                "--origin".to_owned(),
+                bboard_testkit::ORIGIN.to_owned(),
+            ]
+        };
+
+        // No node confirms: the outcome is unknown, and the envelope is kept.
+        let (_silent, silent) = silent_node();
+        let mut args: Vec<String> = ["append", "--key", &authority_file.display().to_string()]
+            .iter()
+            .map(|s| (*s).to_owned())
+            .collect();
+        args.extend(["--note".to_owned(), "lost answer".to_owned()]);
+        args.extend(trust(&silent));
+        args.extend(["--request-timeout", "1", "--timeout", "3"].map(String::from));
+        let (code, output) = cluster.run_cli_code(args, Duration::from_secs(60)).await;
+        assert_eq!(code, Some(1), "{output}");
+        assert!(
+            output.contains("outcome is unknown")
+                && output.contains("may or may not be on the board")
+                && output.contains("bboard append --envelope")
+                && output.contains("Do not run the original command again"),
+            "{output}"
+        );
+        let kept: Vec<std::path::PathBuf> =
+            std::fs::read_dir(cluster.dir.path().join("bboard-unsent"))
+                .unwrap()
+                .map(|entry| entry.unwrap().path())
+                .collect();
+        assert_eq!(kept.len(), 1, "one envelope kept: {kept:?}");
+        let kept = kept[0].display().to_string();
+        assert!(output.contains(&kept), "the message names {kept}: {output}");
+
+        // Re-sent as it is, it lands once; a second re-send is a duplicate.
+        let size = status(&all[0]).await.unwrap().tree_size;
+        let resend = || {
+            let mut args = vec!["append".to_owned(), "--envelope".to_owned(), kept.clone()];
+            args.extend(trust(&all[0]));
+            args
+        };
+        let (code, output) = cluster
+            .run_cli_code(resend(), Duration::from_secs(60))
+            .await;
+        assert_eq!(code, Some(0), "{output}");
+        assert!(
+            output.contains(&format!("appended: entry {size} ")) && output.contains("receipt OK"),
+            "{output}"
+        );
+        let (code, output) = cluster
+            .run_cli_code(resend(), Duration::from_secs(60))
+            .await;
+        assert_eq!(code, Some(0), "{output}");
+        assert!(
+            output.contains(&format!("appended: entry {size} ")) && output.contains("duplicate"),
+            "{output}"
+        );
+        assert_eq!(status(&all[0]).await.unwrap().tree_size, size + 1);
         cluster.assert_alive();
     });
 }

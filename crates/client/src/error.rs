@@ -2,6 +2,7 @@
 
 use std::time::Duration;
 
+use bboard_core::envelope::SignedEnvelope;
 use tonic::Code;
 
 /// Everything that can go wrong talking to a board.
@@ -93,6 +94,31 @@ pub enum ClientError {
         envelope_id: String,
         /// Why the receipt did not verify.
         reason: Box<bboard_core::Error>,
+    },
+    /// No node confirmed an append within the time budget (a timeout, a lost
+    /// connection, no leader): the entry may or may not be on the board. Re-sending
+    /// exactly `envelope` is safe — the board keeps one copy and answers a re-send
+    /// with the original receipt — while signing a new one for the same content (a
+    /// fresh encryption of the same vote) could post it twice.
+    #[error(
+        "the outcome is unknown: no node confirmed envelope {} within {elapsed:?} after \
+         {attempts} attempt(s) (tried {}; last error: {last}); it may or may not be on the \
+         board. Re-send exactly this signed envelope (safe: the board keeps one copy); do \
+         not sign a new one for the same content",
+        envelope.id(),
+        tried.join(", ")
+    )]
+    OutcomeUnknown {
+        /// The signed envelope, to re-send as it is.
+        envelope: Box<SignedEnvelope>,
+        /// Calls made.
+        attempts: u32,
+        /// Time spent.
+        elapsed: Duration,
+        /// Description of the last failure.
+        last: String,
+        /// The nodes tried, in the order first tried.
+        tried: Vec<String>,
     },
     /// A node answered with a response that is inconsistent with the request.
     #[error("invalid response from {endpoint}: {reason}")]

@@ -79,7 +79,9 @@ impl BoardClient {
     /// Before its first post, a client with a policy checks that the board's current
     /// checkpoint verifies under it ([`ClientError::TrustConfiguration`], nothing
     /// posted). A receipt that does not verify after the node accepted the entry is
-    /// [`ClientError::LandedUnverified`]: the entry is on the board.
+    /// [`ClientError::LandedUnverified`]: the entry is on the board. When no node
+    /// confirmed the append in time, the outcome is [`ClientError::OutcomeUnknown`],
+    /// which carries the envelope to re-send.
     pub async fn append(&self, envelope: &SignedEnvelope) -> Result<AppendResult, ClientError> {
         if !self.leader_checked() {
             self.discover_leader().await;
@@ -93,7 +95,22 @@ impl BoardClient {
                 let request = request(message.clone(), timeout);
                 async move { client.append(request).await }
             })
-            .await?;
+            .await
+            .map_err(|error| match error {
+                ClientError::Timeout {
+                    attempts,
+                    elapsed,
+                    last,
+                    tried,
+                } => ClientError::OutcomeUnknown {
+                    envelope: Box::new(envelope.clone()),
+                    attempts,
+                    elapsed,
+                    last,
+                    tried,
+                },
+                other => other,
+            })?;
         let proto = response
             .receipt
             .ok_or_else(|| invalid(&endpoint, "append answer without a receipt"))?;

@@ -318,9 +318,11 @@ async fn gives_up_after_the_total_timeout() {
     let envelope = bboard_testkit::note(&bboard_testkit::key(1), 1);
     let error = client.append(&envelope).await.unwrap_err();
     assert!(
-        matches!(error, ClientError::Timeout { attempts, .. } if attempts > 1),
+        matches!(&error, ClientError::OutcomeUnknown { attempts, envelope: kept, .. }
+            if *attempts > 1 && **kept == envelope),
         "{error:?}"
     );
+    assert!(error.to_string().contains("may or may not be on the board"));
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
@@ -513,14 +515,29 @@ async fn a_timeout_names_every_node_tried() {
     )
     .await
     .unwrap();
-    match client.append(&board.note(1)).await.unwrap_err() {
-        ClientError::Timeout { mut tried, .. } => {
+    let kept = match client.append(&board.note(1)).await.unwrap_err() {
+        ClientError::OutcomeUnknown {
+            mut tried,
+            envelope,
+            ..
+        } => {
             tried.sort();
             tried_by_us.sort();
             assert_eq!(tried, tried_by_us);
+            envelope
         }
-        other => panic!("expected a timeout, got {other:?}"),
-    }
+        other => panic!("expected an unknown outcome, got {other:?}"),
+    };
+    // The kept envelope, re-sent as it is once a node answers, lands once.
+    let client = self::client(board.cluster.endpoints.clone(), Some(board.policy())).await;
+    let first = client.append(&kept).await.unwrap();
+    assert_eq!(first.verified.unwrap().leaf.envelope, *kept);
+    let again = client.append(&kept).await.unwrap();
+    assert!(
+        again.duplicate,
+        "a re-send is answered with the original receipt"
+    );
+    assert_eq!(again.receipt.leaf_index, first.receipt.leaf_index);
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

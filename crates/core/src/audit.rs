@@ -327,7 +327,16 @@ pub fn verify_election(
                 Some(*index),
                 format!(
                     "decryption share of trustee {} for {}/{} is invalid: {e}",
-                    share.trustee_index, share.precinct_id, share.contest_id
+                    record
+                        .manifest
+                        .trustees
+                        .get(share.trustee_index as usize)
+                        .map_or_else(
+                            || format!("#{}", share.trustee_index),
+                            |t| format!("{} (#{})", t.name, share.trustee_index)
+                        ),
+                    share.precinct_id,
+                    share.contest_id
                 ),
             )),
         }
@@ -428,6 +437,20 @@ pub fn verify_election(
                 paper,
             });
         }
+        match protocol {
+            Some(protocol) if protocol.ballots_cast != ballots_counted => {
+                paper_mismatches.push(format!(
+                    "{pid}: the paper protocol records {} paper ballots cast, the electronic \
+                     tally counts {ballots_counted} ballots",
+                    protocol.ballots_cast
+                ));
+            }
+            None if phase == Phase::Published => paper_mismatches.push(format!(
+                "{pid}: no paper protocol is on the board to compare the electronic tally \
+                 ({ballots_counted} ballots) with"
+            )),
+            _ => {}
+        }
         precincts.push(PrecinctReport {
             precinct_id: pid.clone(),
             name: precinct.name.clone(),
@@ -510,7 +533,20 @@ impl std::fmt::Display for ElectionReport {
             writeln!(f, "FINDING: {mismatch}")?;
         }
         if self.failures.is_empty() {
-            write!(f, "VERIFIED: every signature, rule, ballot proof, decryption share and result checks out")
+            let warned = if self.paper_mismatches.is_empty() {
+                ""
+            } else {
+                " (WITH WARNINGS)"
+            };
+            write!(f, "VERIFIED{warned}: every signature, rule, ballot proof, decryption share and result checks out")?;
+            match self.paper_mismatches.len() {
+                0 => Ok(()),
+                n => write!(
+                    f,
+                    "\nWARNING: {n} difference(s) between the paper protocols and the electronic \
+                     tally (FINDING lines above): the board is consistent, the counts disagree"
+                ),
+            }
         } else {
             for failure in &self.failures {
                 writeln!(f, "FAIL: {failure}")?;

@@ -383,8 +383,9 @@ fn whole_election_verifies_and_every_phase_rule_holds() {
                         option_counts: counts.clone(),
                     })
                     .collect(),
-                ballots_issued: 3,
-                ballots_cast: 3,
+                // The falsified p2 protocol also claims 5 paper ballots for 2 cast.
+                ballots_issued: counts[0].iter().sum(),
+                ballots_cast: counts[0].iter().sum(),
                 photo_hash: vec![],
             }),
         );
@@ -457,8 +458,18 @@ fn whole_election_verifies_and_every_phase_rule_holds() {
     }
     assert_eq!(report.precincts[1].ballots_spoiled, 0);
     assert_eq!(report.precincts[0].ballots_spoiled, 1);
-    assert_eq!(report.paper_mismatches.len(), 1, "{report}");
+    // p2's falsified protocol differs per option and in its total; p1's matches.
+    assert_eq!(report.paper_mismatches.len(), 2, "{report}");
     assert!(report.paper_mismatches[0].starts_with("p2/mayor"));
+    assert!(
+        report.paper_mismatches[1].starts_with("p2: the paper protocol records 5 paper ballots")
+            && report.paper_mismatches[1].contains("counts 2 ballots"),
+        "{report}"
+    );
+    assert!(
+        report.to_string().contains("WARNING: 2 difference(s)"),
+        "{report}"
+    );
 
     // Nothing more after PUBLISHED.
     rejected(
@@ -606,10 +617,7 @@ fn bad_shares_and_wrong_results_are_flagged_by_verify_election() {
     let report = verify_election(world.board.leaves(), ELECTION).unwrap();
     assert!(!report.is_ok());
     let text = report.to_string();
-    assert!(
-        text.contains("decryption share of trustee 0 for p1/mayor is invalid"),
-        "{text}"
-    );
+    assert!(text.contains("(#0) for p1/mayor is invalid"), "{text}");
     assert!(
         text.contains("published result for p1/mayor is not the tally"),
         "{text}"

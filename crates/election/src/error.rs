@@ -48,6 +48,23 @@ pub enum Error {
         #[source]
         source: Box<ClientError>,
     },
+    /// No node confirmed a ballot in time: it may or may not be on the board. The
+    /// signed envelope (in `source`) must be re-sent as it is; casting again would
+    /// encrypt the choice afresh and could count it twice.
+    #[error(
+        "the outcome of posting {what} is unknown: it may or may not be on the board. \
+         If it is, its tracking code is {short_code}. Do NOT cast a new ballot for this \
+         voter: re-send exactly this signed ballot"
+    )]
+    BallotOutcomeUnknown {
+        /// The entry, for people.
+        what: String,
+        /// The short tracking code it has if it landed.
+        short_code: String,
+        /// The client's error, which carries the envelope.
+        #[source]
+        source: Box<ClientError>,
+    },
     /// The election has no manifest on the board read.
     #[error("election {election_id:?} has no manifest on this board")]
     NoManifest {

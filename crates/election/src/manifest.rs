@@ -86,6 +86,25 @@ pub struct TrusteeSpec {
     pub encryption_key: String,
 }
 
+impl TrusteeSpec {
+    /// The trustee as a TOML `[[trustees]]` table, ready to append to a TOML
+    /// manifest.
+    pub fn to_manifest_toml(&self) -> String {
+        #[derive(Serialize)]
+        struct Trustees<'a> {
+            trustees: [&'a TrusteeSpec; 1],
+        }
+        // Three string fields always serialise; an error here would be a bug of the
+        // toml crate, and the fields are printed by hand rather than panicking.
+        toml::to_string(&Trustees { trustees: [self] }).unwrap_or_else(|_| {
+            format!(
+                "[[trustees]]\nname = {:?}\nsigning_key = {:?}\nencryption_key = {:?}\n",
+                self.name, self.signing_key, self.encryption_key
+            )
+        })
+    }
+}
+
 impl ManifestFile {
     /// Reads a manifest file (TOML if the name ends in `.toml`, else JSON).
     ///
@@ -294,6 +313,31 @@ pub(crate) mod tests {
         assert_eq!(describe_selection(&m.contests[1], &[0, 2]), "X, Z");
         assert_eq!(describe_selection(&m.contests[1], &[]), "(none)");
         assert_eq!(describe_selection(&m.contests[1], &[7]), "#7");
+    }
+
+    #[test]
+    fn trustee_snippets_append_to_a_toml_manifest() {
+        let head =
+            "title = \"t\"\nthreshold = 2\n[[contests]]\nid = \"mayor\"\ntitle = \"Mayor\"\n\
+                    options = [\"A\", \"B\"]\nmin_selections = 1\nmax_selections = 1\n\
+                    [[precincts]]\nid = \"p1\"\nname = \"Hall\"\n";
+        let trustees: Vec<TrusteeSpec> = ["CEC", "Observers \"Q\""]
+            .iter()
+            .enumerate()
+            .map(|(i, name)| TrusteeSpec {
+                name: (*name).into(),
+                signing_key: hex::encode([i as u8 + 1; 32]),
+                encryption_key: hex::encode([i as u8 + 9; 32]),
+            })
+            .collect();
+        let mut text = head.to_string();
+        for trustee in &trustees {
+            text.push_str(&trustee.to_manifest_toml());
+        }
+        let parsed: ManifestFile = toml::from_str(&text).unwrap();
+        assert_eq!(parsed.trustees, trustees);
+        assert_eq!(parsed.precincts[0].id, "p1");
+        parsed.to_proto().unwrap();
     }
 
     #[test]

@@ -33,11 +33,20 @@ pub fn tally_table(view: &ElectionView) -> Result<String> {
             .find(|c| c.contest_id == decrypted.contest_id);
         let _ = writeln!(
             out,
-            "{}/{}: {} ballots, valid decryption shares from trustees {:?}",
+            "{}/{}: {} ballots, valid decryption shares from {}",
             decrypted.precinct_id,
             decrypted.contest_id,
             decrypted.ballots_counted,
-            decrypted.trustees
+            if decrypted.trustees.is_empty() {
+                "no trustee yet".to_string()
+            } else {
+                decrypted
+                    .trustees
+                    .iter()
+                    .map(|&i| view.trustee_name(i))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            }
         );
         match (&decrypted.counts, contest) {
             (Ok(counts), Some(contest)) => {

@@ -120,6 +120,14 @@ impl TerminalSession {
         let append = match submit(&self.client, &envelope, what).await {
             Ok(append) => append,
             Err(Error::Append { source, what }) => {
+                if matches!(*source, bboard_client::ClientError::OutcomeUnknown { .. }) {
+                    // The head stays: the next session reads it from the board.
+                    return Err(Error::BallotOutcomeUnknown {
+                        what,
+                        short_code: short_tracking_code(&code),
+                        source,
+                    });
+                }
                 let bboard_client::ClientError::LandedUnverified { index, .. } = *source else {
                     return Err(Error::Append { source, what });
                 };

@@ -301,6 +301,40 @@ impl Cluster {
         run_cli_code(&self.bin, self.dir.path(), args, limit).await
     }
 
+    /// `n` nodes, all initial voters, started, with a leader and the genesis posted by
+    /// the authority `key(1)`; returns the cluster and its public endpoints.
+    pub async fn start_with_genesis(bin: &str, n: u64) -> (Cluster, Vec<String>) {
+        let ids: Vec<u64> = (1..=n).collect();
+        let mut cluster = Cluster::configure(bin, n, &ids, fast_raft());
+        for id in &ids {
+            cluster.node(*id).start();
+        }
+        let endpoints = cluster.endpoints(&ids);
+        find_leader(&endpoints, Duration::from_secs(30)).await;
+        cluster
+            .genesis_and_keys(&endpoints, &crate::key(1), &[])
+            .await;
+        (cluster, endpoints)
+    }
+
+    /// Writes `key` as a key file (hex seed) named `name` in the cluster directory;
+    /// returns its path.
+    pub fn write_key_file(&self, name: &str, key: &SigningKey) -> PathBuf {
+        let path = self.dir.path().join(name);
+        std::fs::write(&path, hex::encode(key.to_bytes())).unwrap();
+        path
+    }
+
+    /// Writes a trusted-keys file holding one key of no node of this cluster (an
+    /// operator's file for another board); returns its path.
+    pub fn write_strangers_keys(&self) -> PathBuf {
+        let path = self.dir.path().join("strangers.txt");
+        let stranger =
+            bboard_core::checkpoint::NoteSigner::new("stranger", crate::key(77)).unwrap();
+        std::fs::write(&path, format!("{}\n", stranger.verifier())).unwrap();
+        path
+    }
+
     /// Writes every node's verifier key to `trusted-keys.txt` in the cluster
     /// directory; returns its path.
     pub fn write_trusted_keys(&self) -> PathBuf {
@@ -537,7 +571,8 @@ pub async fn run_cli(bin: &Path, dir: &Path, args: Vec<String>, limit: Duration)
 }
 
 /// Runs `bboard <args>` to completion (at most `limit`); returns its exit code (`None`
-/// when it was killed at the limit) and its output.
+/// when it was killed at the limit) and its output. Envelopes it keeps after an unknown
+/// outcome go to `dir/bboard-unsent`.
 pub async fn run_cli_code(
     bin: &Path,
     dir: &Path,
@@ -545,11 +580,14 @@ pub async fn run_cli_code(
     limit: Duration,
 ) -> (Option<i32>, String) {
     let out_path = dir.join(format!("cli-{}.out", now_unix_ms()));
+    let unsent_dir = dir.join("bboard-unsent");
     let bin = bin.to_path_buf();
     tokio::task::spawn_blocking(move || {
         let out = std::fs::File::create(&out_path).unwrap();
         let mut child = Command::new(&bin)
             .args(&args)
+            // Envelopes of unknown outcomes stay in the test's directory.
+            .env("BBOARD_UNSENT_DIR", &unsent_dir)
             .stdin(Stdio::null())
             .stdout(out.try_clone().unwrap())
             .stderr(out)

@@ -13,6 +13,7 @@ use rand::SeedableRng;
 use super::flags::{parse_choices, parse_counts};
 use crate::board_cmds::{connect, runtime, ConnectArgs, TrustArgs};
 use crate::keys::read_private_key;
+use crate::preflight::not_verified;
 use bboard_election::authority::{self, Registration};
 use bboard_election::board::ElectionView;
 use bboard_election::manifest::{describe_selection, random_selections, ManifestFile};
@@ -312,15 +313,13 @@ pub fn run_trustee(args: TrusteeArgs) -> Result<()> {
         TrusteeCommand::Keygen { name, dir } => {
             let files = TrusteeFiles { dir: dir.clone() };
             let public = trustee::keygen(&files, &name, &mut rand_core::OsRng)?;
-            println!(
-                "trustee keys written to {} (signing.key, transport.key; keep them secret)",
+            // The snippet alone goes to stdout, so `… >> manifest.toml` pastes it.
+            eprintln!(
+                "trustee keys written to {} (signing.key, transport.key; keep them secret); \
+                 append this [[trustees]] table to the TOML manifest:",
                 dir.display()
             );
-            println!("add this to the manifest's trustees:");
-            println!(
-                "{}",
-                serde_json::to_string_pretty(&public).context("encoding")?
-            );
+            print!("{}", public.to_manifest_toml());
             return Ok(());
         }
         TrusteeCommand::Commit(t) => (Step::Commit, t),
@@ -524,11 +523,11 @@ enum ProtocolCommand {
         /// Per contest: CONTEST=N,N,… (one count per option, in manifest order).
         #[arg(long = "count", value_name = "CONTEST=COUNTS", required = true)]
         counts: Vec<String>,
-        /// Paper ballots issued.
-        #[arg(long, default_value_t = 0)]
+        /// Paper ballots issued to voters (from the poll book).
+        #[arg(long)]
         ballots_issued: u64,
         /// Paper ballots found in the box.
-        #[arg(long, default_value_t = 0)]
+        #[arg(long)]
         ballots_cast: u64,
     },
 }
@@ -613,7 +612,7 @@ pub fn run_results(args: ResultsArgs) -> Result<()> {
     })
 }
 
-/// Arguments of `bboard tally` and `bboard verify-election`.
+/// Arguments of `bboard tally`.
 #[derive(clap::Args)]
 pub struct ReadArgs {
     #[command(flatten)]
@@ -630,12 +629,53 @@ pub fn run_tally(args: ReadArgs) -> Result<()> {
     })
 }
 
-/// `bboard verify-election`: re-checks the whole election; fails on any failure.
-pub fn run_verify(args: ReadArgs) -> Result<()> {
-    with_client(&args.target, async |client| {
-        let report = report::verify(&client, &args.target.election, 0).await?;
+/// Arguments of `bboard verify-election`.
+#[derive(clap::Args)]
+pub struct VerifyArgs {
+    #[command(flatten)]
+    target: Target,
+    /// Also fail (exit 2) when a precinct's paper protocol and electronic tally differ,
+    /// or a published election lacks a paper protocol.
+    #[arg(long)]
+    strict: bool,
+}
+
+/// `bboard verify-election`: re-checks the whole election. Exit 2 when it does not
+/// verify (or, with `--strict`, when paper and electronic counts differ); exit 1 for
+/// the command's own errors, its trust settings checked first (in [`connect`]).
+pub fn run_verify(args: VerifyArgs) -> Result<()> {
+    let target = &args.target;
+    with_client(target, async |client| {
+        let report = report::verify(&client, &target.election, 0).await?;
         println!("{report}");
-        ensure!(report.is_ok(), "the election does NOT verify");
+        if client.options().policy.is_none() {
+            eprintln!(
+                "warning: no --trusted-keys and --origin given: the entries were checked as \
+                 one node served them, not against a checkpoint its peers cosigned"
+            );
+        }
+        if !report.is_ok() {
+            return Err(not_verified(format!(
+                "the election {:?} does NOT verify: {} failure(s)",
+                target.election,
+                report.failures.len()
+            ))
+            .into());
+        }
+        if !report.paper_mismatches.is_empty() {
+            if args.strict {
+                println!("NOT VERIFIED under --strict: the paper and electronic counts differ");
+                return Err(not_verified(format!(
+                    "--strict: {} difference(s) between paper and electronic counts",
+                    report.paper_mismatches.len()
+                ))
+                .into());
+            }
+            eprintln!(
+                "warning: the paper and electronic counts differ (see above); \
+                 `--strict` makes this a failure"
+            );
+        }
         Ok(())
     })
 }

@@ -31,7 +31,9 @@ use bboard_merkle::{
 };
 
 use super::groups::{analyse, Analysis, Group, Source};
-use super::report::{short, AuditReport, AuditVerdict, EndpointReport, EndpointStatus, Finding};
+use super::report::{
+    short, AuditReport, AuditVerdict, EndpointReport, EndpointStatus, Finding, Recomputed,
+};
 use super::state::AuditState;
 use crate::censorship::AlarmJudgement;
 
@@ -300,6 +302,7 @@ pub fn compare(
         findings: Vec::new(),
         evidence: Vec::new(),
         warnings,
+        recomputed: None,
     };
     judge.check_equivocations();
     match reference {
@@ -307,9 +310,12 @@ pub fn compare(
             judge.check_against_reference(r, book);
             judge.check_downloaded_tree(r, book);
         }
-        None => judge
-            .warnings
-            .push("no endpoint served a checkpoint carrying the policy's k-of-n signatures".into()),
+        None => {
+            let why = missing_signatures(policy, &groups);
+            judge.warnings.push(format!(
+                "no endpoint served a checkpoint carrying the policy's signatures: {why}"
+            ));
+        }
     }
     let endpoints = judge.endpoint_reports(endpoint_groups, endpoint_signers, &endpoint_own);
     judge.report_invalid(&endpoints, &own_invalid);
@@ -319,9 +325,11 @@ pub fn compare(
         findings,
         evidence,
         warnings,
+        recomputed,
         ..
     } = judge;
     AuditReport {
+        recomputed,
         origin: policy.origin().to_string(),
         verdict: AuditVerdict::of(&findings, &warnings, reference.is_some()),
         reference: reference_note,
@@ -344,6 +352,46 @@ struct Judge<'a> {
     findings: Vec<Finding>,
     evidence: Vec<Evidence>,
     warnings: Vec<String>,
+    /// What the `--full` check recomputed.
+    recomputed: Option<Recomputed>,
+}
+
+/// Which signatures the best checkpoint served lacks, for the warning of an audit
+/// without a reference: node signatures and witness cosignatures are distinct
+/// settings (`--threshold`, `--witness-threshold`), and the operator must know which
+/// one is not met.
+fn missing_signatures(policy: &CosignaturePolicy, groups: &[Group]) -> String {
+    let Some(best) = groups.iter().max_by_key(|g| (g.signers, g.size())) else {
+        return "no endpoint served a checkpoint at all".into();
+    };
+    match policy.verify(&best.merged) {
+        Err(bboard_core::Error::NotEnoughWitnessCosignatures {
+            valid, required, ..
+        }) => format!(
+            "the node signatures are enough ({} of the {} required, at size {}), but only \
+             {valid} of the {required} required witness cosignature(s) are present",
+            best.signers,
+            policy.threshold(),
+            best.size()
+        ),
+        Err(bboard_core::Error::NotEnoughCosignatures {
+            valid, required, ..
+        }) => format!(
+            "the best checkpoint (size {}) carries {valid} of the {required} required node \
+             signature(s){}",
+            best.size(),
+            if policy.witness_threshold() > 0 {
+                " (witness cosignatures not counted until then)"
+            } else {
+                ""
+            }
+        ),
+        Err(other) => format!(
+            "the best checkpoint (size {}) does not verify: {other}",
+            best.size()
+        ),
+        Ok(_) => "(every signature is present; the checkpoint was not chosen)".into(),
+    }
 }
 
 impl Judge<'_> {
@@ -563,11 +611,18 @@ impl Judge<'_> {
                 "only {downloaded} entries could be downloaded, the cosigned size is {n}"
             ));
         }
+        let mut recomputed = Recomputed {
+            entries: downloaded,
+            roots_checked: Vec::new(),
+            roots_differing: 0,
+        };
         for group in self.groups.iter().filter(|g| g.cosigned) {
             let Some(root) = tree_root(Some(tree), group.size()) else {
                 continue;
             };
+            recomputed.roots_checked.push(group.size());
             if root != group.root() {
+                recomputed.roots_differing += 1;
                 let message = format!(
                     "the downloaded entries hash to root {} at size {}, but the cosigned {} says otherwise",
                     short(&root),
@@ -577,6 +632,9 @@ impl Judge<'_> {
                 self.findings.push(Finding::unproven(message));
             }
         }
+        recomputed.roots_checked.sort_unstable();
+        recomputed.roots_checked.dedup();
+        self.recomputed = Some(recomputed);
     }
 
     /// Check 5: endpoints that served something that is not a checkpoint of the
@@ -1095,6 +1153,26 @@ mod tests {
         };
         let report = judged(&observations, &book);
         assert_eq!(report.evidence.len(), 1, "{report}");
+        // The report says what was recomputed.
+        let full = report.recomputed.clone().unwrap();
+        assert_eq!((full.entries, full.roots_differing), (10, 0));
+        assert_eq!(full.roots_checked, vec![10]);
+        assert!(
+            report
+                .to_string()
+                .contains("downloaded 10 entries (each leaf hash and envelope signature checked)"),
+            "{report}"
+        );
+        assert!(
+            report
+                .to_string()
+                .contains("(size 10) recomputed: all match"),
+            "{report}"
+        );
+        // Without --full, nothing is claimed.
+        assert!(judged(&observations, &ProofBook::default())
+            .recomputed
+            .is_none());
         // Entries that do not hash to the cosigned root.
         let book = ProofBook {
             tree: Some(tree(10, 9)),
@@ -1127,6 +1205,32 @@ mod tests {
         assert!(report.to_string().contains("a: INVALID"));
         let report = judged(&[down("a")], &ProofBook::default());
         assert_eq!(report.verdict, AuditVerdict::Incomplete);
+    }
+
+    #[test]
+    fn without_a_cosigned_checkpoint_the_warning_names_the_missing_signatures() {
+        let board = honest(3);
+        let report = judged(&[seen("b", note(&board, 3, &[1]))], &ProofBook::default());
+        assert!(
+            report.warnings[0].contains("carries 1 of the 2 required node signature(s)"),
+            "{report}"
+        );
+        // The node signatures are enough; the witnesses are missing.
+        let witness = bboard_testkit::note_signer("witness", 90);
+        let policy = policy()
+            .with_witnesses(vec![witness.verifier()], 1)
+            .unwrap();
+        let report = compare(
+            &policy,
+            None,
+            &[seen("a", note(&board, 3, &[1, 2]))],
+            &ProofBook::default(),
+        );
+        assert!(
+            report.warnings[0].contains("node signatures are enough (2 of the 2 required")
+                && report.warnings[0].contains("only 0 of the 1 required witness"),
+            "{report}"
+        );
     }
 
     #[test]

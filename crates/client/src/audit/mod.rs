@@ -54,7 +54,7 @@ use crate::ClientOptions;
 
 pub use crate::censorship::{check_censorship_evidence, CensorshipCheckError, CensorshipConfirmed};
 pub use judge::{compare, needed, Needs, Observation, OwnCheckpoint, ProofBook};
-pub use report::{AuditReport, AuditVerdict, EndpointReport, EndpointStatus, Finding};
+pub use report::{AuditReport, AuditVerdict, EndpointReport, EndpointStatus, Finding, Recomputed};
 pub use state::{AuditState, AUDIT_STATE_VERSION};
 
 /// Audits the board at `endpoints` with default timeouts; see

@@ -97,6 +97,17 @@ impl Finding {
     }
 }
 
+/// What a full audit (`--full`) recomputed from the downloaded entries.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Recomputed {
+    /// Entries downloaded and hashed into the tree.
+    pub entries: u64,
+    /// Sizes of the cosigned checkpoints whose root was recomputed, ascending.
+    pub roots_checked: Vec<u64>,
+    /// How many of those roots differ from the recomputed tree (each a finding).
+    pub roots_differing: usize,
+}
+
 /// The outcome of [`super::audit`] / [`super::compare`].
 #[derive(Clone, Debug)]
 pub struct AuditReport {
@@ -112,6 +123,8 @@ pub struct AuditReport {
     pub findings: Vec<Finding>,
     /// Things that could not be checked.
     pub warnings: Vec<String>,
+    /// With `--full` and a cosigned checkpoint: what was recomputed.
+    pub recomputed: Option<Recomputed>,
     /// Evidence files, each verified with `bboard_core::evidence::verify_evidence`.
     pub evidence: Vec<Evidence>,
     /// The state to keep for the next run: the reference, when it is consistent
@@ -134,11 +147,35 @@ impl fmt::Display for AuditReport {
         for (i, finding) in self.findings.iter().enumerate() {
             write_finding(f, i, finding)?;
         }
+        if let Some(full) = &self.recomputed {
+            write_recomputed(f, full)?;
+        }
         for warning in &self.warnings {
             writeln!(f, "warning: {warning}")?;
         }
         Ok(())
     }
+}
+
+fn write_recomputed(f: &mut fmt::Formatter<'_>, full: &Recomputed) -> fmt::Result {
+    let sizes: Vec<String> = full.roots_checked.iter().map(u64::to_string).collect();
+    writeln!(
+        f,
+        "full check: downloaded {} entries (each leaf hash and envelope signature checked) and \
+         recomputed the tree; \
+         the root of {} cosigned checkpoint(s) (size {}) recomputed: {}",
+        full.entries,
+        full.roots_checked.len(),
+        if sizes.is_empty() {
+            "-".to_string()
+        } else {
+            sizes.join(", ")
+        },
+        match full.roots_differing {
+            0 => "all match".to_string(),
+            n => format!("{n} DIFFER"),
+        }
+    )
 }
 
 fn write_reference(f: &mut fmt::Formatter<'_>, reference: Option<&str>) -> fmt::Result {
@@ -207,6 +244,7 @@ mod tests {
             origin: "bboard.test/report".into(),
             verdict,
             reference: None,
+            recomputed: None,
             endpoints: vec![
                 EndpointReport {
                     endpoint: "a".into(),
