@@ -50,6 +50,97 @@ pub struct DevCluster {
     pub dir: PathBuf,
 }
 
+/// Writes the keys and configurations of a fresh local cluster of `nodes` in `dir`:
+/// `authority.key`, `node<i>/` (keys, peer certificate, `config.toml` listing every
+/// peer and every organisation's admin key) and `trusted-keys.txt`. Each node is one
+/// organisation, `org-<i>`. `base_port` 0 picks free ports.
+pub fn write_cluster(dir: &Path, nodes: u64, base_port: u16, origin: &str) -> Result<()> {
+    if nodes == 0 || nodes > 9 {
+        bail!("--nodes must be between 1 and 9");
+    }
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    write_private_key(&dir.join("authority.key"), &generate_key())?;
+    let mut initialized = Vec::new();
+    for id in 1..=nodes {
+        let (port, peer_port) = if base_port == 0 {
+            (free_port()?, free_port()?)
+        } else {
+            (base_port + id as u16 - 1, base_port + 100 + id as u16 - 1)
+        };
+        let node_dir = dir.join(format!("node{id}"));
+        initialized.push(init_node(
+            &node_dir,
+            &format!("dev-node-{id}"),
+            &format!("org-{id}"),
+            id,
+            NodeAddresses::loopback(port, peer_port),
+            origin,
+        )?);
+    }
+    let peers: Vec<PeerConfig> = initialized
+        .iter()
+        .map(|n| n.config.peers[0].clone())
+        .collect();
+    let admin_keys: Vec<String> = initialized
+        .iter()
+        .flat_map(|n| n.config.admin_keys.clone())
+        .collect();
+    let trusted: String = peers
+        .iter()
+        .map(|p| format!("{}\n", p.verifier_key))
+        .collect();
+    std::fs::write(dir.join("trusted-keys.txt"), trusted)
+        .with_context(|| format!("writing {}", dir.join("trusted-keys.txt").display()))?;
+    for node in initialized {
+        let mut config = node.config;
+        config.peers = peers.clone();
+        config.initial_voters = peers.iter().map(|p| p.id).collect();
+        config.admin_keys = admin_keys.clone();
+        write_config(&node.config_path, &config)?;
+    }
+    Ok(())
+}
+
+/// The path of node `id`'s configuration in the cluster directory `dir`.
+pub fn config_path(dir: &Path, id: u64) -> PathBuf {
+    dir.join(format!("node{id}")).join("config.toml")
+}
+
+/// Posts the genesis of the cluster in `dir` through `endpoint`, signed by its
+/// authority: each node is one organisation, whose admin is the `admin.key` that
+/// `node init` made beside it (every node trusts all of them for Admin calls).
+pub async fn post_genesis(
+    dir: &Path,
+    configs: &[NodeConfig],
+    authority: &SigningKey,
+    endpoint: &str,
+) -> Result<()> {
+    let organisations = configs
+        .iter()
+        .map(|config| {
+            let admin_key = dir
+                .join(format!("node{}", config.node_id))
+                .join("admin.key");
+            let admin = read_private_key(&admin_key)?;
+            Ok(bboard_core::pb::Organisation {
+                name: config.organisation.clone(),
+                admin_keys: vec![admin.verifying_key().as_bytes().to_vec()],
+            })
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let origin = configs.first().map_or("", |c| c.origin.as_str());
+    let genesis = genesis_envelope(
+        origin,
+        authority,
+        "local development cluster",
+        organisations,
+    );
+    append_with_retry(endpoint, &genesis, Duration::from_secs(30))
+        .await
+        .context("posting the board genesis")?;
+    Ok(())
+}
+
 /// Creates (or reopens) and starts a local cluster, and posts the genesis if needed.
 pub async fn start_devcluster(
     dir: &Path,
@@ -57,67 +148,17 @@ pub async fn start_devcluster(
     base_port: u16,
     origin: &str,
 ) -> Result<DevCluster> {
-    if nodes == 0 || nodes > 9 {
-        bail!("--nodes must be between 1 and 9");
-    }
     let authority_path = dir.join("authority.key");
     let fresh = !authority_path.exists();
-    let mut configs = Vec::new();
     if fresh {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-        let authority = generate_key();
-        write_private_key(&authority_path, &authority)?;
-        let mut initialized = Vec::new();
-        for id in 1..=nodes {
-            let port = if base_port == 0 {
-                free_port()?
-            } else {
-                base_port + id as u16 - 1
-            };
-            let peer_port = if base_port == 0 {
-                free_port()?
-            } else {
-                base_port + 100 + id as u16 - 1
-            };
-            let node_dir = dir.join(format!("node{id}"));
-            initialized.push(init_node(
-                &node_dir,
-                &format!("dev-node-{id}"),
-                &format!("org-{id}"),
-                id,
-                NodeAddresses::loopback(port, peer_port),
-                origin,
-            )?);
-        }
-        let peers: Vec<PeerConfig> = initialized
-            .iter()
-            .map(|n| n.config.peers[0].clone())
-            .collect();
-        let admin_keys: Vec<String> = initialized
-            .iter()
-            .flat_map(|n| n.config.admin_keys.clone())
-            .collect();
-        let trusted: String = peers
-            .iter()
-            .map(|p| format!("{}\n", p.verifier_key))
-            .collect();
-        std::fs::write(dir.join("trusted-keys.txt"), trusted)
-            .with_context(|| format!("writing {}", dir.join("trusted-keys.txt").display()))?;
-        for node in initialized {
-            let mut config = node.config;
-            config.peers = peers.clone();
-            config.initial_voters = peers.iter().map(|p| p.id).collect();
-            config.admin_keys = admin_keys.clone();
-            write_config(&node.config_path, &config)?;
-        }
+        write_cluster(dir, nodes, base_port, origin)?;
     }
-    for id in 1..=nodes {
-        let path = dir.join(format!("node{id}")).join("config.toml");
-        configs.push(NodeConfig::load(&path)?);
-    }
+    let configs = (1..=nodes)
+        .map(|id| NodeConfig::load(&config_path(dir, id)).map_err(anyhow::Error::from))
+        .collect::<Result<Vec<_>>>()?;
     let authority = read_private_key(&authority_path)?;
     let mut running = Vec::new();
-    for config in configs {
+    for config in configs.clone() {
         let id = config.node_id;
         running.push(
             start(config)
@@ -126,33 +167,8 @@ pub async fn start_devcluster(
         );
     }
     let endpoints: Vec<String> = running.iter().map(|n| n.local_addr.to_string()).collect();
-    let origin = running[0].shared.config.origin.clone();
     if fresh {
-        // Each node is one organisation, the admin key `node init` made beside it that
-        // organisation's admin (every node trusts all of them for Admin calls).
-        let organisations = running
-            .iter()
-            .map(|node| {
-                let config = &node.shared.config;
-                let admin_key = dir
-                    .join(format!("node{}", config.node_id))
-                    .join("admin.key");
-                let admin = read_private_key(&admin_key)?;
-                Ok(bboard_core::pb::Organisation {
-                    name: config.organisation.clone(),
-                    admin_keys: vec![admin.verifying_key().as_bytes().to_vec()],
-                })
-            })
-            .collect::<Result<Vec<_>>>()?;
-        let genesis = genesis_envelope(
-            &origin,
-            &authority,
-            "local development cluster",
-            organisations,
-        );
-        append_with_retry(&endpoints[0], &genesis, Duration::from_secs(30))
-            .await
-            .context("posting the board genesis")?;
+        post_genesis(dir, &configs, &authority, &endpoints[0]).await?;
     }
     Ok(DevCluster {
         nodes: running,

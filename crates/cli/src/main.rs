@@ -7,6 +7,7 @@ mod admin;
 mod alarm_cmds;
 mod audit_cmds;
 mod authorisation;
+mod bench;
 mod board_cmds;
 mod demo;
 mod devcluster;
@@ -92,6 +93,9 @@ enum Command {
     VerifyEvidence(audit_cmds::VerifyEvidenceArgs),
     /// Independent witness: `serve` cosigns consistent checkpoints, `feed` sends one.
     Witness(witness_cmd::WitnessArgs),
+    /// Load generator for a terminal fleet: appends at N clients (closed loop) or a
+    /// rate (open loop), and reports throughput and latency to verified receipts.
+    Bench(bench::BenchArgs),
     /// Lists (or with --watch follows) the nodes' censorship alarms, each verified.
     /// Exit 0: none active, 2: active alarms, 3: something could not be checked.
     Alarms(alarm_cmds::AlarmsArgs),
@@ -180,6 +184,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::VerifyEvidence(args) => audit_cmds::run_verify_evidence(args),
         Command::Witness(args) => witness_cmd::run(args),
         Command::Alarms(args) => alarm_cmds::run(args),
+        Command::Bench(args) => bench::run(args),
     }
 }
 

@@ -1,0 +1,525 @@
+//! `bboard bench`: a load generator for a terminal fleet. Clients append entries of a
+//! given size, closed loop (each waits for its verified receipt, then sends the next)
+//! or open loop (a total rate, each append timed from when it was due, so a slow
+//! board cannot hide its queueing), and the command reports throughput, latency to a
+//! receipt verified against the k-of-n node signatures, and errors by kind.
+//!
+//! Without `--endpoint` it starts its own local cluster as separate `bboard node run`
+//! processes (fsync on, peer TLS on, as deployed) in a temporary directory, and stops
+//! it at the end.
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::{bail, ensure, Context, Result};
+use bboard_client::{BoardClient, ClientError, ClientOptions};
+use bboard_core::checkpoint::CosignaturePolicy;
+use bboard_core::envelope::SignedEnvelope;
+use bboard_core::pb;
+use ed25519_dalek::SigningKey;
+use rand::{Rng, SeedableRng};
+use serde::Serialize;
+
+use crate::board_cmds::{runtime, TrustArgs};
+use crate::devcluster::{config_path, post_genesis, write_cluster};
+use crate::keys::read_private_key;
+
+/// Most concurrent clients.
+const MAX_CLIENTS: usize = 4096;
+/// Longest run.
+const MAX_DURATION: Duration = Duration::from_secs(3600);
+/// Most appends one run makes (the latencies are kept in memory: 4 bytes each).
+const MAX_COUNT: u64 = 10_000_000;
+/// Board origin of the cluster the bench starts.
+const LOCAL_ORIGIN: &str = "bench.bboard.local/board";
+
+/// Arguments of `bboard bench`.
+#[derive(clap::Args, Debug)]
+pub struct BenchArgs {
+    /// Nodes to load (host:port, repeatable; needs --trusted-keys, --origin and
+    /// --key). Without any, a local cluster of --nodes processes is started.
+    #[arg(long = "endpoint", value_name = "HOST:PORT")]
+    endpoints: Vec<String>,
+    #[command(flatten)]
+    trust: TrustArgs,
+    /// Key to sign the entries with (registered on the board), with --endpoint.
+    #[arg(long, value_name = "FILE")]
+    key: Option<PathBuf>,
+    /// Nodes of the local cluster started without --endpoint.
+    #[arg(long, default_value_t = 3)]
+    nodes: u64,
+    /// Concurrent clients, each with its own connections.
+    #[arg(long, default_value_t = 1)]
+    clients: usize,
+    /// Open loop: appends per second in total, spread over the clients (default:
+    /// closed loop).
+    #[arg(long, value_name = "PER_SECOND")]
+    rate: Option<f64>,
+    /// Bytes of each entry's note text.
+    #[arg(long, default_value_t = 256)]
+    value_size: usize,
+    /// Seconds to measure for.
+    #[arg(long, default_value_t = 10)]
+    duration: u64,
+    /// Stop after this many appends instead (or at --duration, whichever first).
+    #[arg(long)]
+    count: Option<u64>,
+    /// Seconds of load before measuring (connections, leader discovery, caches).
+    #[arg(long, default_value_t = 1)]
+    warmup: u64,
+    /// Print one JSON object instead of the table.
+    #[arg(long)]
+    json: bool,
+}
+
+/// Latency percentiles, in milliseconds.
+#[derive(Serialize, Debug, Default, PartialEq)]
+pub struct Latency {
+    p50: f64,
+    p90: f64,
+    p99: f64,
+    p999: f64,
+    max: f64,
+}
+
+/// What one run measured (the `--json` output).
+#[derive(Serialize, Debug)]
+pub struct BenchReport {
+    system: &'static str,
+    clients: usize,
+    value_size: usize,
+    mode: String,
+    duration_s: f64,
+    completed: u64,
+    throughput_per_s: f64,
+    latency_ms: Latency,
+    errors: BTreeMap<String, u64>,
+    nodes: String,
+    verified_against: String,
+}
+
+/// Percentiles of `micros` (sorted in place).
+fn latency(micros: &mut [u32]) -> Latency {
+    if micros.is_empty() {
+        return Latency::default();
+    }
+    micros.sort_unstable();
+    let at = |q: f64| {
+        let rank = ((q * micros.len() as f64).ceil() as usize).clamp(1, micros.len());
+        f64::from(micros[rank - 1]) / 1000.0
+    };
+    Latency {
+        p50: at(0.50),
+        p90: at(0.90),
+        p99: at(0.99),
+        p999: at(0.999),
+        max: f64::from(micros[micros.len() - 1]) / 1000.0,
+    }
+}
+
+/// The kind of a failed append, for the error counts.
+fn error_kind(error: &ClientError) -> String {
+    match error {
+        ClientError::Rejected { code, .. } | ClientError::Rpc { code, .. } => format!("{code:?}"),
+        ClientError::OutcomeUnknown { .. } => "OutcomeUnknown".into(),
+        ClientError::LandedUnverified { .. } => "LandedUnverified".into(),
+        ClientError::Verification(_) => "Verification".into(),
+        other => format!("{other}").chars().take(40).collect(),
+    }
+}
+
+/// A local cluster of node processes, killed when dropped.
+struct LocalCluster {
+    children: Vec<Child>,
+    endpoints: Vec<String>,
+    dir: tempfile::TempDir,
+}
+
+impl Drop for LocalCluster {
+    fn drop(&mut self) {
+        for child in &mut self.children {
+            let _ = child.kill();
+            let _ = child.wait();
+        }
+    }
+}
+
+impl LocalCluster {
+    /// Writes and starts `nodes` node processes, waits for a leader and posts the
+    /// genesis.
+    async fn start(nodes: u64) -> Result<LocalCluster> {
+        let dir = tempfile::Builder::new()
+            .prefix("bboard-bench-")
+            .tempdir()
+            .context("creating the cluster directory")?;
+        write_cluster(dir.path(), nodes, 0, LOCAL_ORIGIN)?;
+        let exe = std::env::current_exe().context("finding the bboard binary")?;
+        let mut cluster = LocalCluster {
+            children: Vec::new(),
+            endpoints: Vec::new(),
+            dir,
+        };
+        let mut configs = Vec::new();
+        for id in 1..=nodes {
+            let path = config_path(cluster.dir.path(), id);
+            let config = bboard_node::config::NodeConfig::load(&path)?;
+            let log = std::fs::File::create(cluster.dir.path().join(format!("node{id}.log")))
+                .context("creating a node log")?;
+            let child = Command::new(&exe)
+                .args(["node", "run", "--config"])
+                .arg(&path)
+                .stdin(Stdio::null())
+                .stdout(log.try_clone().context("node log")?)
+                .stderr(log)
+                .spawn()
+                .with_context(|| format!("starting node {id}"))?;
+            cluster.children.push(child);
+            cluster.endpoints.push(config.listen.to_string());
+            configs.push(config);
+        }
+        let authority = read_private_key(&cluster.dir.path().join("authority.key"))?;
+        post_genesis(
+            cluster.dir.path(),
+            &configs,
+            &authority,
+            &cluster.endpoints[0],
+        )
+        .await?;
+        Ok(cluster)
+    }
+
+    fn policy(&self) -> Result<CosignaturePolicy> {
+        let keys = crate::read_verifier_keys(&self.dir.path().join("trusted-keys.txt"))?;
+        Ok(CosignaturePolicy::majority(LOCAL_ORIGIN, keys)?)
+    }
+
+    fn authority(&self) -> Result<SigningKey> {
+        read_private_key(&self.dir.path().join("authority.key"))
+    }
+
+    fn log_dir(&self) -> &Path {
+        self.dir.path()
+    }
+}
+
+/// When each append is due: closed loop (now) or open loop (a shared schedule).
+enum Pace {
+    Closed,
+    Open {
+        start: Instant,
+        interval: Duration,
+        next: AtomicU64,
+    },
+}
+
+impl Pace {
+    /// The time the next append is due, waiting until then.
+    async fn next(&self) -> Instant {
+        match self {
+            Pace::Closed => Instant::now(),
+            Pace::Open {
+                start,
+                interval,
+                next,
+            } => {
+                let n = next.fetch_add(1, Ordering::Relaxed);
+                let due = *start + interval.mul_f64(n as f64);
+                tokio::time::sleep_until(due.into()).await;
+                due
+            }
+        }
+    }
+}
+
+/// What one client measured.
+#[derive(Default)]
+struct ClientLog {
+    micros: Vec<u32>,
+    errors: BTreeMap<String, u64>,
+}
+
+/// Shared state of a run.
+struct Run {
+    stop: AtomicBool,
+    measuring: AtomicBool,
+    /// Appends started while measuring, against `limit`.
+    started: AtomicU64,
+    limit: u64,
+    pace: Pace,
+    done: AtomicU64,
+}
+
+/// A note of `size` random printable bytes, signed by `key`.
+fn envelope(key: &SigningKey, size: usize, rng: &mut rand::rngs::StdRng) -> SignedEnvelope {
+    let text: String = (0..size)
+        .map(|_| char::from(rng.sample(rand::distributions::Alphanumeric)))
+        .collect();
+    let body = pb::EntryBody {
+        election_id: String::new(),
+        created_unix_ms: 0,
+        kind: Some(pb::entry_body::Kind::Note(pb::Note { text })),
+    };
+    SignedEnvelope::sign_body(&body, key)
+}
+
+async fn client_loop(
+    client: BoardClient,
+    key: SigningKey,
+    value_size: usize,
+    seed: u64,
+    run: Arc<Run>,
+) -> ClientLog {
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let mut log = ClientLog::default();
+    while !run.stop.load(Ordering::Relaxed) {
+        let measuring = run.measuring.load(Ordering::Relaxed);
+        if measuring && run.started.fetch_add(1, Ordering::Relaxed) >= run.limit {
+            break;
+        }
+        // Signed before the clock starts, as a terminal would have it ready.
+        let envelope = envelope(&key, value_size, &mut rng);
+        let due = run.pace.next().await;
+        if run.stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let result = client.append(&envelope).await;
+        if !measuring {
+            continue;
+        }
+        match result {
+            Ok(_) => {
+                let micros = due.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
+                log.micros.push(micros);
+                run.done.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(error) => *log.errors.entry(error_kind(&error)).or_default() += 1,
+        }
+    }
+    log
+}
+
+/// `bboard bench`.
+pub fn run(args: BenchArgs) -> Result<()> {
+    ensure!(
+        (1..=MAX_CLIENTS).contains(&args.clients),
+        "--clients must be between 1 and {MAX_CLIENTS}"
+    );
+    ensure!(
+        (1..=bboard_core::envelope::MAX_BODY_BYTES - 1024).contains(&args.value_size),
+        "--value-size must be between 1 and {} bytes",
+        bboard_core::envelope::MAX_BODY_BYTES - 1024
+    );
+    let duration = Duration::from_secs(args.duration.max(1));
+    ensure!(
+        duration <= MAX_DURATION,
+        "--duration must be at most {} s",
+        MAX_DURATION.as_secs()
+    );
+    let limit = args.count.unwrap_or(MAX_COUNT);
+    ensure!(
+        (1..=MAX_COUNT).contains(&limit),
+        "--count must be between 1 and {MAX_COUNT}"
+    );
+    if let Some(rate) = args.rate {
+        ensure!(
+            rate.is_finite() && rate > 0.0 && rate <= 1e6,
+            "--rate must be a positive number of appends per second (at most 1,000,000)"
+        );
+    }
+    runtime()?.block_on(run_async(args, duration, limit))
+}
+
+async fn run_async(args: BenchArgs, duration: Duration, limit: u64) -> Result<()> {
+    let (local, endpoints, policy, key) = if args.endpoints.is_empty() {
+        if !args.json {
+            eprintln!("starting a local cluster of {} node processes…", args.nodes);
+        }
+        let local = LocalCluster::start(args.nodes).await?;
+        let endpoints = local.endpoints.clone();
+        let policy = local.policy()?;
+        let key = local.authority()?;
+        (Some(local), endpoints, policy, key)
+    } else {
+        let Some(policy) = args.trust.policy()? else {
+            bail!("with --endpoint, give --trusted-keys and --origin: receipts are verified");
+        };
+        let key = read_private_key(args.key.as_ref().context("with --endpoint, give --key")?)?;
+        crate::preflight::check_settings(&args.endpoints, &policy).await?;
+        (None, args.endpoints.clone(), policy, key)
+    };
+    let verified_against = format!(
+        "{} of {} node signatures, origin {}",
+        policy.threshold(),
+        policy.keys().len(),
+        policy.origin()
+    );
+    let pace = match args.rate {
+        None => Pace::Closed,
+        Some(rate) => Pace::Open {
+            start: Instant::now(),
+            interval: Duration::from_secs_f64(1.0 / rate),
+            next: AtomicU64::new(0),
+        },
+    };
+    let run = Arc::new(Run {
+        stop: AtomicBool::new(false),
+        measuring: AtomicBool::new(args.warmup == 0),
+        started: AtomicU64::new(0),
+        limit,
+        pace,
+        done: AtomicU64::new(0),
+    });
+    let options = ClientOptions {
+        policy: Some(policy),
+        ..ClientOptions::default()
+    };
+    let mut tasks = Vec::new();
+    for i in 0..args.clients {
+        let client = BoardClient::connect(endpoints.clone(), options.clone())
+            .await
+            .context("connecting to the board")?;
+        tasks.push(tokio::spawn(client_loop(
+            client,
+            key.clone(),
+            args.value_size,
+            i as u64 + 1,
+            run.clone(),
+        )));
+    }
+    tokio::time::sleep(Duration::from_secs(args.warmup)).await;
+    run.measuring.store(true, Ordering::Relaxed);
+    let started = Instant::now();
+    let progress = progress_bar(&args, duration, limit);
+    while started.elapsed() < duration && run.done.load(Ordering::Relaxed) < limit {
+        if tasks.iter().all(tokio::task::JoinHandle::is_finished) {
+            break;
+        }
+        tokio::time::sleep(Duration::from_millis(100)).await;
+        progress.set_position(match args.count {
+            Some(_) => run.done.load(Ordering::Relaxed),
+            None => started.elapsed().as_secs().min(duration.as_secs()),
+        });
+    }
+    run.stop.store(true, Ordering::Relaxed);
+    let elapsed = started.elapsed();
+    progress.finish_and_clear();
+    let mut micros = Vec::new();
+    let mut errors: BTreeMap<String, u64> = BTreeMap::new();
+    for task in tasks {
+        // A client waiting on its last append finishes within the client timeout.
+        let log = task.await.context("a bench client failed")?;
+        micros.extend(log.micros);
+        for (kind, n) in log.errors {
+            *errors.entry(kind).or_default() += n;
+        }
+    }
+    let report = BenchReport {
+        system: "bboard",
+        clients: args.clients,
+        value_size: args.value_size,
+        mode: match args.rate {
+            None => "closed loop".into(),
+            Some(rate) => format!("open loop at {rate} appends/s"),
+        },
+        duration_s: elapsed.as_secs_f64(),
+        completed: micros.len() as u64,
+        throughput_per_s: micros.len() as f64 / elapsed.as_secs_f64().max(1e-9),
+        latency_ms: latency(&mut micros),
+        errors,
+        nodes: match &local {
+            Some(local) => format!(
+                "{} local `bboard node run` processes (fsync on, peer TLS on) in {}, removed at the end",
+                args.nodes,
+                local.log_dir().display()
+            ),
+            None => endpoints.join(", "),
+        },
+        verified_against,
+    };
+    if args.json {
+        println!(
+            "{}",
+            serde_json::to_string(&report).context("encoding the report")?
+        );
+    } else {
+        print_report(&report);
+    }
+    drop(local);
+    Ok(())
+}
+
+fn progress_bar(args: &BenchArgs, duration: Duration, limit: u64) -> indicatif::ProgressBar {
+    if args.json || !std::io::IsTerminal::is_terminal(&std::io::stderr()) {
+        return indicatif::ProgressBar::hidden();
+    }
+    let (length, unit) = match args.count {
+        Some(_) => (limit, "appends"),
+        None => (duration.as_secs(), "s"),
+    };
+    let bar = indicatif::ProgressBar::new(length);
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template(&format!("{{bar:40}} {{pos}}/{{len}} {unit}"))
+    {
+        bar.set_style(style);
+    }
+    bar
+}
+
+fn print_report(report: &BenchReport) {
+    println!(
+        "bboard bench: {} clients, {} B entries, {}, {:.1} s",
+        report.clients, report.value_size, report.mode, report.duration_s
+    );
+    println!("  nodes:          {}", report.nodes);
+    println!(
+        "  receipts:       verified against {}",
+        report.verified_against
+    );
+    println!(
+        "  appends:        {} ({:.1}/s)",
+        report.completed, report.throughput_per_s
+    );
+    let l = &report.latency_ms;
+    println!(
+        "  latency (ms):   p50 {:.2}  p90 {:.2}  p99 {:.2}  p99.9 {:.2}  max {:.2}",
+        l.p50, l.p90, l.p99, l.p999, l.max
+    );
+    if report.errors.is_empty() {
+        println!("  errors:         none");
+    }
+    for (kind, n) in &report.errors {
+        println!("  errors:         {kind}: {n}");
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn percentiles_are_nearest_rank() {
+        let mut micros: Vec<u32> = (1..=1000).rev().map(|ms| ms * 1000).collect();
+        let l = latency(&mut micros);
+        assert_eq!(
+            (l.p50, l.p90, l.p99, l.p999, l.max),
+            (500.0, 900.0, 990.0, 999.0, 1000.0)
+        );
+        assert_eq!(latency(&mut []), Latency::default());
+        assert_eq!(latency(&mut [1500]).p50, 1.5);
+    }
+
+    #[test]
+    fn entries_have_the_size_asked_for() {
+        let mut rng = rand::rngs::StdRng::seed_from_u64(1);
+        let envelope = envelope(&bboard_testkit::key(1), 256, &mut rng);
+        let body = envelope.body().unwrap();
+        let Some(pb::entry_body::Kind::Note(note)) = body.kind else {
+            panic!("a note");
+        };
+        assert_eq!(note.text.len(), 256);
+    }
+}
