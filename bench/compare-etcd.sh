@@ -249,7 +249,7 @@ echo "etcd cluster healthy: ${endpoints}"
         case "${BBOARD}" in
             */debug/*) echo "- WARNING: a debug build; its figures are not benchmark figures" ;;
         esac
-        echo "- command: bboard bench --clients N --value-size B --duration ${DURATION} ${bboard_warmup[*]} --json ${BBOARD_BENCH_ARGS}"
+        echo "- command: bboard bench --clients N --value-size B --duration ${DURATION} ${bboard_warmup[*]} --data-dir ${BENCH_TMP} --json ${BBOARD_BENCH_ARGS}"
         echo "  (it starts its own 3-node cluster of separate processes on loopback, fsync on; latency"
         echo "  is to a receipt verified against 2-of-3 node signatures). Its --help is in"
         echo "  bboard-bench-help.txt. The etcd cluster stays up, idle, while bboard runs."
@@ -291,7 +291,7 @@ for size in ${SIZES}; do
         rc=0
         # shellcheck disable=SC2086 # BBOARD_BENCH_ARGS is a list of words on purpose
         out="$(logged timeout "${row_timeout}" "${BBOARD}" bench --clients "${n}" --value-size "${size}" \
-            --duration "${DURATION}" "${bboard_warmup[@]}" --json ${BBOARD_BENCH_ARGS} \
+            --duration "${DURATION}" "${bboard_warmup[@]}" --data-dir "${BENCH_TMP}" --json ${BBOARD_BENCH_ARGS} \
             2>>"${RESULTS_DIR}/bboard-bench.stderr")" || rc=$?
         if [ "${rc}" = 0 ] && line="$(python3 "${REPORT}" check-json bboard <<<"${out}")"; then
             echo "${line}" | tee -a "${RESULTS_DIR}/raw.jsonl"

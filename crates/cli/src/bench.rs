@@ -52,6 +52,10 @@ pub struct BenchArgs {
     /// Nodes of the local cluster started without --endpoint.
     #[arg(long, default_value_t = 3)]
     nodes: u64,
+    /// Where the local cluster keeps its data (a fresh subdirectory, removed at the
+    /// end). Use the disk the nodes would use: on tmpfs an fsync costs nothing.
+    #[arg(long, value_name = "DIR", default_value_os_t = std::env::temp_dir())]
+    data_dir: PathBuf,
     /// Concurrent clients, each with its own connections.
     #[arg(long, default_value_t = 1)]
     clients: usize,
@@ -151,11 +155,11 @@ impl Drop for LocalCluster {
 impl LocalCluster {
     /// Writes and starts `nodes` node processes, waits for a leader and posts the
     /// genesis.
-    async fn start(nodes: u64) -> Result<LocalCluster> {
+    async fn start(nodes: u64, parent: &Path) -> Result<LocalCluster> {
         let dir = tempfile::Builder::new()
             .prefix("bboard-bench-")
-            .tempdir()
-            .context("creating the cluster directory")?;
+            .tempdir_in(parent)
+            .with_context(|| format!("creating the cluster directory in {}", parent.display()))?;
         write_cluster(dir.path(), nodes, 0, LOCAL_ORIGIN)?;
         let exe = std::env::current_exe().context("finding the bboard binary")?;
         let mut cluster = LocalCluster {
@@ -338,7 +342,7 @@ async fn run_async(args: BenchArgs, duration: Duration, limit: u64) -> Result<()
         if !args.json {
             eprintln!("starting a local cluster of {} node processes…", args.nodes);
         }
-        let local = LocalCluster::start(args.nodes).await?;
+        let local = LocalCluster::start(args.nodes, &args.data_dir).await?;
         let endpoints = local.endpoints.clone();
         let policy = local.policy()?;
         let key = local.authority()?;

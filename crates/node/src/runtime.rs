@@ -363,7 +363,9 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
             .accept_http1(true)
             .add_routes(routes)
             .serve_with_incoming_shutdown(
-                tokio_stream::wrappers::TcpListenerStream::new(listener),
+                // No Nagle: a response is several small HTTP/2 frames, and Nagle's
+                // algorithm against the client's delayed ACK held each receipt ~40 ms.
+                tonic::transport::server::TcpIncoming::from(listener).with_nodelay(Some(true)),
                 shutdown_signal(shutdown_rx.clone()),
             ),
     );
