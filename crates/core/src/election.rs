@@ -42,8 +42,8 @@ use prost::Message;
 use serde::{Deserialize, Serialize};
 
 use crate::board::{reject, BoardView, Effect, KeyGrant, PublicKeyBytes, RejectCode, Rejection};
-use crate::envelope::EnvelopeId;
-use crate::leaf::{decode_leaf, LeafRecord};
+use crate::envelope::{EnvelopeId, SignedEnvelope};
+use crate::leaf::{decode_leaf_known, LeafRecord};
 use crate::pb::{self, entry_body::Kind, Phase};
 pub use crate::tracking::{
     parse_short_tracking_code, short_tracking_code, tracking_code, tracking_code_of,
@@ -242,7 +242,41 @@ pub struct Prechecked {
 ///
 /// Store errors.
 pub fn precheck<V: BoardView>(view: &V, leaf: &[u8]) -> Result<Prechecked, V::Error> {
-    let record = match decode_leaf(leaf) {
+    precheck_known(view, leaf, |_| None)
+}
+
+/// An envelope a node verified itself before proposing it: its signature, and (with
+/// `proofs_verified`) everything [`precheck`] would check about it, found valid against
+/// the same immutable manifest and joint key.
+#[derive(Clone, Debug)]
+pub struct KnownEnvelope {
+    /// The verified envelope.
+    pub envelope: SignedEnvelope,
+    /// Its ballot proofs (if it is a ballot) were verified and hold.
+    pub proofs_verified: bool,
+}
+
+/// [`precheck`] that skips what this node already verified: a leaf whose envelope is
+/// byte-identical to a [`KnownEnvelope`] (`known` looks it up) is not verified again.
+/// The outcome is [`precheck`]'s, since the same bytes verify the same way against the
+/// same manifest and joint key; this only saves the work (every signature and ballot
+/// proof verified once per node).
+///
+/// # Errors
+///
+/// Store errors.
+pub fn precheck_known<V: BoardView>(
+    view: &V,
+    leaf: &[u8],
+    known: impl FnOnce(&pb::Envelope) -> Option<KnownEnvelope>,
+) -> Result<Prechecked, V::Error> {
+    let mut proofs_known = false;
+    let decoded = decode_leaf_known(leaf, |proto| {
+        let found = known(proto)?;
+        proofs_known = found.proofs_verified && found.envelope.is_encoded_as(proto);
+        Some(found.envelope)
+    });
+    let record = match decoded {
         Ok(record) => record,
         Err(e) => {
             return Ok(Prechecked {
@@ -252,6 +286,12 @@ pub fn precheck<V: BoardView>(view: &V, leaf: &[u8]) -> Result<Prechecked, V::Er
         }
     };
     let proofs = match record.envelope.body() {
+        Ok(body)
+            if proofs_known
+                && matches!(body.kind, Some(Kind::Ballot(_) | Kind::SpoiledBallot(_))) =>
+        {
+            Some(Ok(()))
+        }
         Ok(body) if matches!(body.kind, Some(Kind::Ballot(_) | Kind::SpoiledBallot(_))) => {
             match load_election(view, &body.election_id)? {
                 Ok(Some(Election {

@@ -188,6 +188,14 @@ impl SignedEnvelope {
         EnvelopeId::compute(self.signer.as_bytes(), &self.body)
     }
 
+    /// Whether `proto` is exactly this envelope: the same body, signer and signature
+    /// bytes (so it verifies exactly as this one did).
+    pub fn is_encoded_as(&self, proto: &pb::Envelope) -> bool {
+        proto.body == self.body
+            && proto.signer.as_slice() == self.signer.as_bytes()
+            && proto.signature.as_slice() == self.signature.to_bytes()
+    }
+
     /// The protobuf form.
     pub fn to_proto(&self) -> pb::Envelope {
         pb::Envelope {

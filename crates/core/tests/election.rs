@@ -626,3 +626,43 @@ fn bad_shares_and_wrong_results_are_flagged_by_verify_election() {
     let p1 = &report.precincts[0];
     assert_eq!(p1.contests[0].decrypted, Some(vec![2, 1, 0]));
 }
+
+/// A node that verified a ballot before proposing it skips the proofs on apply; the
+/// outcome is the same as verifying them, and an envelope that is not byte-identical
+/// to the known one is verified in full.
+#[test]
+fn a_ballot_known_as_verified_prechecks_as_a_verified_one() {
+    use bboard_core::election::{precheck, precheck_known, KnownEnvelope};
+    use bboard_core::leaf::decode_leaf;
+
+    let mut world = setup();
+    ceremony(&mut world);
+    world.phase(Phase::Open);
+    let (ballot, _) = world.ballot(0, &[vec![0], vec![1]]);
+    let signer = world.terminals[0].0.clone();
+    let valid = world.leaf(&signer, ELECTION, Kind::Ballot(ballot.clone()));
+    let mut corrupted_ballot = ballot;
+    corrupted_ballot.contests[0].range_proof[5] ^= 1;
+    let corrupted = world.leaf(&signer, ELECTION, Kind::Ballot(corrupted_ballot));
+    let known = |leaf: &[u8]| KnownEnvelope {
+        envelope: decode_leaf(leaf).unwrap().envelope,
+        proofs_verified: true,
+    };
+
+    let verified = precheck(&world.board, &valid).unwrap();
+    assert_eq!(verified.proofs, Some(Ok(())));
+    let skipped = precheck_known(&world.board, &valid, |_| Some(known(&valid))).unwrap();
+    assert_eq!(skipped.proofs, verified.proofs);
+    assert_eq!(skipped.record, verified.record);
+
+    // The corrupted ballot, offered the valid ballot's envelope as known: not the same
+    // bytes, so its proofs are verified, and fail, exactly as without.
+    let alone = precheck(&world.board, &corrupted).unwrap();
+    assert!(matches!(alone.proofs, Some(Err(_))), "{:?}", alone.proofs);
+    let offered = precheck_known(&world.board, &corrupted, |_| Some(known(&valid))).unwrap();
+    assert_eq!(offered.proofs, alone.proofs);
+    assert_eq!(offered.record, alone.record);
+    // What is known is not verified again: the node must only mark what it verified.
+    let trusted = precheck_known(&world.board, &corrupted, |_| Some(known(&corrupted))).unwrap();
+    assert_eq!(trusted.proofs, Some(Ok(())));
+}

@@ -55,4 +55,5 @@ pub mod state_machine;
 #[cfg(test)]
 mod test_server;
 pub mod types;
+pub mod verified;
 pub mod witnessing;

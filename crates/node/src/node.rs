@@ -58,6 +58,19 @@ pub struct Shared {
     pub channels: Channels,
     /// Connections to peers' peer ports (cosigning; Raft shares them).
     pub peers: Arc<PeerChannels>,
+    /// Envelopes the service verified in full, shared with the state machine.
+    pub verified: Arc<crate::verified::VerifiedEnvelopes>,
+}
+
+/// What the services share with the state machine: the board's read side, the
+/// applied state it publishes, and the envelopes verified before apply.
+pub struct StateMachineHandles {
+    /// The board (read side).
+    pub board: BoardStore,
+    /// Applied state published by the state machine.
+    pub applied: watch::Receiver<AppliedState>,
+    /// Envelopes the service verified in full ([`crate::verified`]).
+    pub verified: Arc<crate::verified::VerifiedEnvelopes>,
 }
 
 impl Shared {
@@ -65,12 +78,16 @@ impl Shared {
     pub fn new(
         config: NodeConfig,
         raft: BoardRaft,
-        board: BoardStore,
+        state: StateMachineHandles,
         signer: NoteSigner,
-        applied: watch::Receiver<AppliedState>,
         inclusion: crate::inclusion::Inclusion,
         peers: Arc<PeerChannels>,
     ) -> Result<(Arc<Self>, mpsc::Receiver<PendingAppend>), crate::config::ConfigError> {
+        let StateMachineHandles {
+            board,
+            applied,
+            verified,
+        } = state;
         let policy = config.policy()?;
         let node_policy = config.node_policy()?;
         let (batcher, queue) = mpsc::channel(QUEUE_DEPTH);
@@ -91,6 +108,7 @@ impl Shared {
                 inclusion,
                 channels: Channels::default(),
                 peers,
+                verified,
             }),
             queue,
         ))

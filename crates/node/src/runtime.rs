@@ -249,6 +249,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
     })?;
     let db = open_db_waiting_for_lock(&config.data_dir.join("db")).await?;
     let log_store = SledLogStore::open(&db).map_err(StartError::LogStore)?;
+    let verified = Arc::new(crate::verified::VerifiedEnvelopes::default());
     let state_machine = BoardStateMachine::open(
         db.clone(),
         &config.origin,
@@ -259,6 +260,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
         data_dir: config.data_dir.clone(),
         source,
     })?
+    .with_verified_envelopes(verified.clone())
     // A snapshot is installed only once the other nodes vouch for its root.
     .with_snapshot_vouchers(
         Arc::new(PeerVouchers::new(peers.clone(), &config)?),
@@ -308,9 +310,12 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
     let (shared, queue) = Shared::new(
         config,
         raft.clone(),
-        board,
+        crate::node::StateMachineHandles {
+            board,
+            applied,
+            verified,
+        },
         signer,
-        applied,
         inclusion,
         peers.clone(),
     )?;

@@ -164,8 +164,15 @@ impl BoardService {
             timestamp_unix_ms: 0,
             envelope,
         };
+        let verified = self.shared.verified.clone();
         let verdict = tokio::task::spawn_blocking(move || {
-            BatchApplier::new(&board).and_then(|applier| applier.check(&record))
+            let verdict = BatchApplier::new(&board).and_then(|applier| applier.check(&record));
+            if matches!(verdict, Ok(Ok(_))) {
+                // Signature, rules and ballot proofs hold: apply need not verify the
+                // same bytes again.
+                verified.insert(&record.envelope);
+            }
+            verdict
         })
         .await
         .map_err(internal)?

@@ -41,7 +41,7 @@ use bboard_core::board::{Admitted, BatchApplier, BoardView, Outcome};
 use bboard_core::checkpoint::{
     Checkpoint, CosignaturePolicy, NoteSigner, NoteVerifier, SignedCheckpoint,
 };
-use bboard_core::election::precheck;
+use bboard_core::election::{precheck, precheck_known};
 use bboard_merkle::{Blake3Hasher, Hash, TreeSize};
 use futures::future::BoxFuture;
 use openraft::storage::{RaftStateMachine, Snapshot};
@@ -58,6 +58,7 @@ use crate::board_store::{
     StoreError, META_LAST_APPLIED, META_MEMBERSHIP,
 };
 use crate::types::{BoardRequest, BoardResponse, NodeId, TypeConfig};
+use crate::verified::VerifiedEnvelopes;
 
 type Membership = StoredMembership<NodeId, crate::types::BoardNode>;
 type Meta = SnapshotMeta<NodeId, crate::types::BoardNode>;
@@ -212,6 +213,8 @@ pub struct BoardStateMachine {
     applied: watch::Sender<AppliedState>,
     vouching: Vouching,
     install_chunk: usize,
+    /// Envelopes this node verified before proposing them (not verified again).
+    verified: Arc<VerifiedEnvelopes>,
 }
 
 impl BoardStateMachine {
@@ -252,6 +255,7 @@ impl BoardStateMachine {
             applied,
             vouching: Vouching::Unconfigured,
             install_chunk: INSTALL_CHUNK,
+            verified: Arc::default(),
         };
         let current = sm
             .read_meta::<StoredSnapshot>(META_SNAPSHOT)?
@@ -260,6 +264,13 @@ impl BoardStateMachine {
             name.ends_with(".tmp") || (name.ends_with(".snap") && Some(name) != current.as_deref())
         });
         Ok(sm)
+    }
+
+    /// Shares the set of envelopes this node's service verified in full, so that
+    /// apply takes them as verified (see [`crate::verified`]).
+    pub fn with_verified_envelopes(mut self, verified: Arc<VerifiedEnvelopes>) -> Self {
+        self.verified = verified;
+        self
     }
 
     /// Installs snapshots only with the other nodes' word: before a snapshot is
@@ -307,6 +318,7 @@ impl BoardStateMachine {
             applied: self.applied.clone(),
             vouching: self.vouching.clone(),
             install_chunk: self.install_chunk,
+            verified: self.verified.clone(),
         }
     }
 
@@ -335,12 +347,17 @@ impl BoardStateMachine {
     fn run_rules(
         board: &BoardStore,
         leaves: &[Vec<u8>],
+        verified: Option<&VerifiedEnvelopes>,
     ) -> Result<(Vec<Outcome>, Vec<Admitted>), StoreError> {
         // Stateless checks (decoding, signatures, ballot proofs) in parallel; the
-        // result is the same on every node.
+        // result is the same on every node, and the same whether this node already
+        // verified an envelope in its service or verifies it here.
         let prechecked = leaves
             .par_iter()
-            .map(|leaf| precheck(board, leaf))
+            .map(|leaf| match verified {
+                Some(verified) => precheck_known(board, leaf, |proto| verified.take(proto)),
+                None => precheck(board, leaf),
+            })
             .collect::<Result<Vec<_>, _>>()?;
         let mut applier = BatchApplier::new(board)?;
         let outcomes = leaves
@@ -357,6 +374,7 @@ impl BoardStateMachine {
         signer: &NoteSigner,
         leaves: &[Vec<u8>],
         log_id: &LogId<NodeId>,
+        verified: &VerifiedEnvelopes,
     ) -> Result<(BoardResponse, AppliedBatch), StoreError> {
         let reordered;
         let leaves =
@@ -368,7 +386,7 @@ impl BoardStateMachine {
             } else {
                 leaves
             };
-        let (outcomes, admitted) = Self::run_rules(board, leaves)?;
+        let (outcomes, admitted) = Self::run_rules(board, leaves, Some(verified))?;
         let mut rejected = 0u64;
         for outcome in &outcomes {
             if let Outcome::Rejected(rejection) = outcome {
@@ -515,7 +533,8 @@ impl BoardStateMachine {
                 chunk.push(leaf);
                 remaining -= 1;
             }
-            let (outcomes, admitted) = Self::run_rules(staged.board(), &chunk)?;
+            // A snapshot's leaves were never seen by this node's service.
+            let (outcomes, admitted) = Self::run_rules(staged.board(), &chunk, None)?;
             if let Some(refused) = outcomes
                 .iter()
                 .find(|o| !matches!(o, Outcome::Appended { .. }))
@@ -885,9 +904,10 @@ impl RaftStateMachine<TypeConfig> for BoardStateMachine {
                 EntryPayload::Normal(BoardRequest::Batch { leaves }) => {
                     let board = self.board.clone();
                     let signer = self.signer.clone();
+                    let verified = self.verified.clone();
                     let leaves: Vec<Vec<u8>> = leaves.into_iter().map(|l| l.0).collect();
                     let (response, applied) = tokio::task::spawn_blocking(move || {
-                        Self::apply_batch(&board, &signer, &leaves, &log_id)
+                        Self::apply_batch(&board, &signer, &leaves, &log_id, &verified)
                     })
                     .await
                     .map_err(sm_write_error)?
