@@ -1,5 +1,6 @@
-//! The group-commit batcher: gathers concurrent appends for at most
-//! `batch_max_delay_ms` or `batch_max_entries` / `batch_max_bytes`, stamps them with a
+//! The group-commit batcher: gathers concurrent appends (what is queued; while earlier
+//! batches are in flight, for at most `batch_max_delay_ms`) up to `batch_max_entries` /
+//! `batch_max_bytes`, stamps them with a
 //! non-decreasing timestamp, encodes each leaf once, and proposes them as ONE Raft
 //! entry (`BoardRequest::Batch`), so one fsync covers the whole batch. At most
 //! [`MAX_BATCHES_IN_FLIGHT`] proposals are in flight at once.
@@ -88,13 +89,25 @@ pub async fn run_batcher(
         let mut bytes = batch[0].envelope.body_bytes().len();
         let deadline =
             tokio::time::Instant::now() + Duration::from_millis(limits.batch_max_delay_ms);
+        // With nothing in flight there is nothing to wait for: propose what is queued
+        // now (a lone terminal's ballot is not held back). While batches are in
+        // flight, wait up to the batch delay so that they fill.
+        let busy = in_flight.available_permits() < MAX_BATCHES_IN_FLIGHT;
         while batch.len() < limits.batch_max_entries && bytes < limits.batch_max_bytes {
-            match tokio::time::timeout_at(deadline, queue.recv()).await {
-                Ok(Some(item)) => {
+            let next = if busy {
+                tokio::time::timeout_at(deadline, queue.recv())
+                    .await
+                    .ok()
+                    .flatten()
+            } else {
+                queue.try_recv().ok()
+            };
+            match next {
+                Some(item) => {
                     bytes += item.envelope.body_bytes().len();
                     batch.push(item);
                 }
-                _ => break,
+                None => break,
             }
         }
         // Timestamps never go backwards, even if the clock does.

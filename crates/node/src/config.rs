@@ -183,7 +183,8 @@ impl Default for RaftTuning {
 #[derive(Clone, Debug, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(default)]
 pub struct Limits {
-    /// Longest time the leader waits to fill a batch.
+    /// Longest time the leader waits to fill a batch while earlier batches are in
+    /// flight (with none in flight it proposes at once).
     pub batch_max_delay_ms: u64,
     /// Most envelopes per batch (one Raft entry).
     pub batch_max_entries: usize,
