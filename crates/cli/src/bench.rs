@@ -140,6 +140,7 @@ fn error_kind(error: &ClientError) -> String {
 struct LocalCluster {
     children: Vec<Child>,
     endpoints: Vec<String>,
+    authority: SigningKey,
     dir: tempfile::TempDir,
 }
 
@@ -162,9 +163,11 @@ impl LocalCluster {
             .with_context(|| format!("creating the cluster directory in {}", parent.display()))?;
         write_cluster(dir.path(), nodes, 0, LOCAL_ORIGIN)?;
         let exe = std::env::current_exe().context("finding the bboard binary")?;
+        let authority = read_private_key(&dir.path().join("authority.key"))?;
         let mut cluster = LocalCluster {
             children: Vec::new(),
             endpoints: Vec::new(),
+            authority,
             dir,
         };
         let mut configs = Vec::new();
@@ -185,11 +188,10 @@ impl LocalCluster {
             cluster.endpoints.push(config.listen.to_string());
             configs.push(config);
         }
-        let authority = read_private_key(&cluster.dir.path().join("authority.key"))?;
         post_genesis(
             cluster.dir.path(),
             &configs,
-            &authority,
+            &cluster.authority,
             &cluster.endpoints[0],
         )
         .await?;
@@ -199,14 +201,6 @@ impl LocalCluster {
     fn policy(&self) -> Result<CosignaturePolicy> {
         let keys = crate::read_verifier_keys(&self.dir.path().join("trusted-keys.txt"))?;
         Ok(CosignaturePolicy::majority(LOCAL_ORIGIN, keys)?)
-    }
-
-    fn authority(&self) -> Result<SigningKey> {
-        read_private_key(&self.dir.path().join("authority.key"))
-    }
-
-    fn log_dir(&self) -> &Path {
-        self.dir.path()
     }
 }
 
@@ -345,7 +339,7 @@ async fn run_async(args: BenchArgs, duration: Duration, limit: u64) -> Result<()
         let local = LocalCluster::start(args.nodes, &args.data_dir).await?;
         let endpoints = local.endpoints.clone();
         let policy = local.policy()?;
-        let key = local.authority()?;
+        let key = local.authority.clone();
         (Some(local), endpoints, policy, key)
     } else {
         let Some(policy) = args.trust.policy()? else {
@@ -438,7 +432,7 @@ async fn run_async(args: BenchArgs, duration: Duration, limit: u64) -> Result<()
             Some(local) => format!(
                 "{} local `bboard node run` processes (fsync on, peer TLS on) in {}, removed at the end",
                 args.nodes,
-                local.log_dir().display()
+                local.dir.path().display()
             ),
             None => endpoints.join(", "),
         },

@@ -249,7 +249,6 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
     })?;
     let db = open_db_waiting_for_lock(&config.data_dir.join("db")).await?;
     let log_store = SledLogStore::open(&db).map_err(StartError::LogStore)?;
-    let verified = Arc::new(crate::verified::VerifiedEnvelopes::default());
     let state_machine = BoardStateMachine::open(
         db.clone(),
         &config.origin,
@@ -260,14 +259,12 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
         data_dir: config.data_dir.clone(),
         source,
     })?
-    .with_verified_envelopes(verified.clone())
     // A snapshot is installed only once the other nodes vouch for its root.
     .with_snapshot_vouchers(
         Arc::new(PeerVouchers::new(peers.clone(), &config)?),
         config.node_policy()?,
     );
-    let board = state_machine.board();
-    let applied = state_machine.subscribe();
+    let handles = state_machine.handles();
     let raft_config = Arc::new(config.raft_config()?);
     let raft = BoardRaft::new(
         config.node_id,
@@ -310,11 +307,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
     let (shared, queue) = Shared::new(
         config,
         raft.clone(),
-        crate::node::StateMachineHandles {
-            board,
-            applied,
-            verified,
-        },
+        handles,
         signer,
         inclusion,
         peers.clone(),

@@ -266,13 +266,6 @@ impl BoardStateMachine {
         Ok(sm)
     }
 
-    /// Shares the set of envelopes this node's service verified in full, so that
-    /// apply takes them as verified (see [`crate::verified`]).
-    pub fn with_verified_envelopes(mut self, verified: Arc<VerifiedEnvelopes>) -> Self {
-        self.verified = verified;
-        self
-    }
-
     /// Installs snapshots only with the other nodes' word: before a snapshot is
     /// swapped in, `vouchers` gathers their signatures over its checkpoint, and they
     /// must reach `node_policy` without this node's own key.
@@ -306,6 +299,17 @@ impl BoardStateMachine {
     /// Subscribes to applied-state changes.
     pub fn subscribe(&self) -> watch::Receiver<AppliedState> {
         self.applied.subscribe()
+    }
+
+    /// What the services share with this state machine: the board's read side, its
+    /// applied state, and the set of envelopes the service verifies in full before
+    /// proposing them, which apply then takes as verified ([`crate::verified`]).
+    pub fn handles(&self) -> crate::node::StateMachineHandles {
+        crate::node::StateMachineHandles {
+            board: self.board(),
+            applied: self.subscribe(),
+            verified: self.verified.clone(),
+        }
     }
 
     /// Another handle on the same state machine, for a blocking task.
