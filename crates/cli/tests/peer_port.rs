@@ -18,7 +18,7 @@ use bboard_node::network::MAX_MESSAGE_BYTES;
 use bboard_node::peer::{PeerChannels, PeerEndpoint, TlsIdentity};
 use bboard_node::types::{NodeId, TypeConfig};
 use bboard_proto::v1::raft_client::RaftClient;
-use bboard_proto::v1::{CosignRequest, RaftPayload};
+use bboard_proto::v1::{CosignOffer, CosignRequest, RaftPayload};
 use bboard_testkit::process::*;
 use bboard_testkit::tls_identity;
 use openraft::raft::{AppendEntriesRequest, VoteRequest};
@@ -178,6 +178,13 @@ fn the_peer_port_admits_only_pinned_peers_and_only_as_themselves() {
             .await
             .unwrap_err();
         assert_eq!(status.code(), Code::Unimplemented, "{status}");
+        let status = on_public
+            .offer_cosignature(CosignOffer {
+                signed_checkpoint: String::new(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::Unimplemented, "{status}");
 
         // On the peer port, nobody without a pinned certificate gets a gRPC answer.
         let mut plain = plain_client(&peers[&2].address);
@@ -204,6 +211,44 @@ fn the_peer_port_admits_only_pinned_peers_and_only_as_themselves() {
             .await
             .unwrap_err();
         assert_eq!(status.code(), Code::PermissionDenied, "{status}");
+        // A stranger cannot push cosignatures; a peer's malformed push, or one for
+        // another board, is refused as such.
+        let status = as_stranger
+            .offer_cosignature(CosignOffer {
+                signed_checkpoint: String::new(),
+            })
+            .await
+            .unwrap_err();
+        assert_ne!(status.code(), Code::Ok, "{status}");
+        let status = as_node_3
+            .offer_cosignature(CosignOffer {
+                signed_checkpoint: "not a note".into(),
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{status}");
+        let elsewhere = bboard_core::checkpoint::SignedCheckpoint::sign(
+            bboard_core::checkpoint::Checkpoint {
+                origin: "rehearsal.example/board".into(),
+                size: bboard_merkle::TreeSize(1),
+                root: bboard_merkle::Hash([7; 32]),
+            },
+            &bboard_core::checkpoint::NoteSigner::new(
+                "node-3",
+                ed25519_dalek::SigningKey::from_bytes(&[3; 32]),
+            )
+            .unwrap(),
+        )
+        .unwrap()
+        .to_note();
+        let status = as_node_3
+            .offer_cosignature(CosignOffer {
+                signed_checkpoint: elsewhere,
+            })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "{status}");
+        assert!(status.message().contains("origin"), "{status}");
         let metrics = bboard_util::http::request(
             tonic::codegen::http::Method::GET,
             &format!("http://{}/metrics", public[1]),

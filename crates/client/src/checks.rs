@@ -11,7 +11,7 @@ use bboard_core::pb;
 use bboard_core::receipt::{Receipt, VerifiedReceipt, MAX_PROOF_HASHES};
 use bboard_merkle::Hash;
 
-use crate::{BoardEvent, CheckpointInfo, ClientError, Entry};
+use crate::{BoardEvent, CheckpointInfo, CheckpointMemo, ClientError, Entry};
 
 /// An answer that is not what was asked for, from `endpoint`.
 pub(crate) fn invalid(endpoint: &str, reason: impl Into<String>) -> ClientError {
@@ -123,9 +123,22 @@ pub fn check_receipt(
     envelope: &SignedEnvelope,
     policy: Option<&CosignaturePolicy>,
 ) -> Result<Option<VerifiedReceipt>, bboard_core::Error> {
+    check_receipt_memo(receipt, envelope, policy, &CheckpointMemo::new())
+}
+
+/// [`check_receipt`] for the submitter of `envelope`: a leaf carrying exactly the
+/// envelope it sent is not verified again, and a checkpoint note already in `memo`
+/// (verified under the same policy) is not either. The verdict is the same.
+pub fn check_receipt_memo(
+    receipt: &Receipt,
+    envelope: &SignedEnvelope,
+    policy: Option<&CosignaturePolicy>,
+    memo: &CheckpointMemo,
+) -> Result<Option<VerifiedReceipt>, bboard_core::Error> {
     let (leaf, verified) = match policy {
         Some(policy) => {
-            let verified = receipt.verify(policy)?;
+            let verified =
+                receipt.verify_with(Some(envelope), |signed| memo.verify(policy, signed))?;
             (verified.leaf.clone(), Some(verified))
         }
         None => {

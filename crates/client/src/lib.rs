@@ -54,12 +54,14 @@ pub mod audit;
 pub mod censorship;
 mod checks;
 mod error;
+mod memo;
 mod retry;
 mod rpc;
 mod types;
 
-pub use checks::check_receipt;
+pub use checks::{check_receipt, check_receipt_memo};
 pub use error::ClientError;
+pub use memo::CheckpointMemo;
 pub use retry::BoardClient;
 pub use tokio_stream::{Stream, StreamExt};
 pub use types::{

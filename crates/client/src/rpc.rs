@@ -15,8 +15,8 @@ use bboard_merkle::{
 use tokio_stream::StreamExt;
 
 use crate::checks::{
-    check_receipt, checkpoint_from_proto, consistency_from_proto, entry_from_proto, entry_of_index,
-    event_from_proto, invalid, parse_hashes,
+    check_receipt_memo, checkpoint_from_proto, consistency_from_proto, entry_from_proto,
+    entry_of_index, event_from_proto, invalid, parse_hashes,
 };
 use crate::retry::{request, Grpc};
 use crate::{
@@ -115,14 +115,19 @@ impl BoardClient {
             .receipt
             .ok_or_else(|| invalid(&endpoint, "append answer without a receipt"))?;
         let receipt = Receipt::from_proto(&proto)?;
-        let verified = check_receipt(&receipt, envelope, self.options().policy.as_ref()).map_err(
-            |reason| ClientError::LandedUnverified {
-                endpoint: endpoint.clone(),
-                index: receipt.leaf_index,
-                envelope_id: envelope.id().to_string(),
-                reason: Box::new(reason),
-            },
-        )?;
+        let options = self.options();
+        let verified = check_receipt_memo(
+            &receipt,
+            envelope,
+            options.policy.as_ref(),
+            &options.checkpoint_memo,
+        )
+        .map_err(|reason| ClientError::LandedUnverified {
+            endpoint: endpoint.clone(),
+            index: receipt.leaf_index,
+            envelope_id: envelope.id().to_string(),
+            reason: Box::new(reason),
+        })?;
         Ok(AppendResult {
             receipt,
             duplicate: response.duplicate,

@@ -42,6 +42,10 @@ pub struct ClientOptions {
     /// land, raises a signed censorship alarm. Appends are idempotent, so the detour
     /// never makes two leaves.
     pub leader_attempts: u32,
+    /// Checkpoint notes already verified under `policy`, shared by every client built
+    /// from clones of these options: receipts that carry the same cosigned checkpoint
+    /// have its signatures checked once per memo, not once per receipt.
+    pub checkpoint_memo: crate::CheckpointMemo,
 }
 
 impl Default for ClientOptions {
@@ -54,6 +58,7 @@ impl Default for ClientOptions {
             initial_backoff: Duration::from_millis(50),
             max_backoff: Duration::from_secs(2),
             leader_attempts: 2,
+            checkpoint_memo: crate::CheckpointMemo::new(),
         }
     }
 }

@@ -343,6 +343,46 @@ impl SignedCheckpoint {
     /// checkpoint. Identical lines are kept once. Signatures are not verified here:
     /// a [`CosignaturePolicy`] judges them.
     pub fn merge(&mut self, other: &SignedCheckpoint) -> Result<()> {
+        self.same_checkpoint_as(other)?;
+        for signature in &other.signatures {
+            if !self.signatures.contains(signature) && self.signatures.len() < MAX_NOTE_SIGNATURES {
+                self.signatures.push(signature.clone());
+            }
+        }
+        Ok(())
+    }
+
+    /// Copies `verifier`'s signature line from `other` (a note over the same
+    /// checkpoint) into this note, if `other` carries one that verifies and this note
+    /// has no line of that key yet. Returns whether it did. Costs one signature check
+    /// per line of `other` claiming the key, so a cosigner adding peers' signatures one
+    /// by one never re-verifies the lines it already holds.
+    ///
+    /// # Errors
+    ///
+    /// [`Error::CheckpointMismatch`] if `other` is over another checkpoint.
+    pub fn adopt_signature(
+        &mut self,
+        other: &SignedCheckpoint,
+        verifier: &NoteVerifier,
+    ) -> Result<bool> {
+        self.same_checkpoint_as(other)?;
+        if self.has_line_of(verifier) {
+            return Ok(false);
+        }
+        let Some(line) = other
+            .signatures
+            .iter()
+            .find(|signature| verifier.verifies(&self.text, signature))
+        else {
+            return Ok(false);
+        };
+        self.signatures.push(line.clone());
+        Ok(true)
+    }
+
+    /// Signatures move only between notes over the same checkpoint.
+    fn same_checkpoint_as(&self, other: &SignedCheckpoint) -> Result<()> {
         if other.checkpoint != self.checkpoint {
             return Err(Error::CheckpointMismatch(format!(
                 "cannot merge signatures of size {} root {} into size {} root {}",
@@ -352,12 +392,14 @@ impl SignedCheckpoint {
                 self.checkpoint.root
             )));
         }
-        for signature in &other.signatures {
-            if !self.signatures.contains(signature) && self.signatures.len() < MAX_NOTE_SIGNATURES {
-                self.signatures.push(signature.clone());
-            }
-        }
         Ok(())
+    }
+
+    /// Whether a signature line names `verifier`'s key (name and key id), valid or not.
+    pub fn has_line_of(&self, verifier: &NoteVerifier) -> bool {
+        self.signatures
+            .iter()
+            .any(|s| s.name() == verifier.name && s.id() == verifier.key_id)
     }
 
     /// Parses a signed note holding a checkpoint. Rejects anything that is not exactly
@@ -442,7 +484,7 @@ pub struct VerifiedCheckpoint {
 /// Which checkpoints a client believes: those of `origin` signed by at least
 /// `threshold` distinct keys out of `keys` and, optionally, cosigned by at least
 /// `witness_threshold` of independent `witnesses` (see [`Self::with_witnesses`]).
-#[derive(Clone, Debug)]
+#[derive(Clone, Debug, PartialEq, Eq)]
 pub struct CosignaturePolicy {
     origin: String,
     keys: Vec<NoteVerifier>,
@@ -733,6 +775,36 @@ mod tests {
         assert!(matches!(
             policy(2).verify(&signed),
             Err(Error::WrongOrigin { .. })
+        ));
+    }
+
+    #[test]
+    fn adopting_takes_only_a_valid_line_of_the_named_key() {
+        let mut own = SignedCheckpoint::sign(checkpoint(9), &signer(1)).unwrap();
+        let mut theirs = SignedCheckpoint::sign(checkpoint(9), &signer(2)).unwrap();
+        theirs.add_signature(&signer(3)).unwrap();
+        // Only the named key's line moves, once.
+        assert!(own.adopt_signature(&theirs, &signer(2).verifier()).unwrap());
+        assert!(!own.adopt_signature(&theirs, &signer(2).verifier()).unwrap());
+        assert!(own.has_line_of(&signer(2).verifier()));
+        assert!(!own.has_line_of(&signer(3).verifier()));
+        assert_eq!(
+            policy(2).verify(&own).unwrap().signers,
+            ["node-1", "node-2"]
+        );
+
+        // A line that claims the key but does not verify is not adopted.
+        let mut forged = SignedCheckpoint::sign(checkpoint(9), &signer(3)).unwrap();
+        forged.signatures[0] =
+            NoteSignature::new("node-3".into(), signer(3).key_id, vec![0; 64]).unwrap();
+        assert!(!own.adopt_signature(&forged, &signer(3).verifier()).unwrap());
+        assert!(!own.has_line_of(&signer(3).verifier()));
+
+        // Another checkpoint is refused.
+        let other = SignedCheckpoint::sign(checkpoint(10), &signer(3)).unwrap();
+        assert!(matches!(
+            own.adopt_signature(&other, &signer(3).verifier()),
+            Err(Error::CheckpointMismatch(_))
         ));
     }
 

@@ -11,7 +11,7 @@ use bboard_merkle::{verify_inclusion, Blake3Hasher, Hash, LeafIndex};
 use serde::{Deserialize, Serialize};
 
 use crate::checkpoint::{CosignaturePolicy, SignedCheckpoint, VerifiedCheckpoint};
-use crate::leaf::{decode_leaf, leaf_hash, LeafRecord};
+use crate::leaf::{decode_leaf_known, leaf_hash, LeafRecord};
 use crate::{pb, Error, Result};
 
 /// Most hashes an inclusion proof can have (a tree of 2^64 leaves).
@@ -98,6 +98,29 @@ impl Receipt {
 
     /// Checks the receipt against the trusted node keys in `policy`.
     pub fn verify(&self, policy: &CosignaturePolicy) -> Result<VerifiedReceipt> {
+        self.verify_with(None, |signed| policy.verify(signed))
+    }
+
+    /// [`Self::verify`] for a submitter that still holds what it sent and may have
+    /// verified the receipt's checkpoint before:
+    ///
+    /// - `sent`: the envelope it signed and sent. A leaf carrying a byte-identical
+    ///   envelope is not verified again (the same bytes verify the same way); any other
+    ///   envelope is verified in full.
+    /// - `verify_checkpoint`: judges the checkpoint note, e.g.
+    ///   [`CosignaturePolicy::verify`], or a memo of notes that already passed it.
+    ///
+    /// The verdict is [`Self::verify`]'s as long as `verify_checkpoint` gives the
+    /// policy's verdict; only the work differs.
+    ///
+    /// # Errors
+    ///
+    /// As [`Self::verify`].
+    pub fn verify_with(
+        &self,
+        sent: Option<&crate::envelope::SignedEnvelope>,
+        verify_checkpoint: impl FnOnce(&SignedCheckpoint) -> Result<VerifiedCheckpoint>,
+    ) -> Result<VerifiedReceipt> {
         let leaf_data = decode_hex("leaf data", &self.leaf_data)?;
         let claimed_hash = decode_hash("leaf hash", &decode_hex("leaf hash", &self.leaf_hash)?)?;
         let actual_hash = leaf_hash(&leaf_data);
@@ -106,8 +129,8 @@ impl Receipt {
                 "leaf hash {claimed_hash} does not match the leaf data (hash {actual_hash})"
             )));
         }
-        let leaf = decode_leaf(&leaf_data)?;
-        let checkpoint = policy.verify(&SignedCheckpoint::parse(&self.checkpoint)?)?;
+        let leaf = decode_leaf_known(&leaf_data, |_| sent.cloned())?;
+        let checkpoint = verify_checkpoint(&SignedCheckpoint::parse(&self.checkpoint)?)?;
         if self.inclusion_proof.len() > MAX_PROOF_HASHES {
             return Err(Error::InvalidReceipt("inclusion proof too long".into()));
         }

@@ -673,6 +673,10 @@ mod tests {
         async fn cosign(&self, _size: u64) -> Result<String, Status> {
             Err(Status::unimplemented("not in this test"))
         }
+
+        fn offer(&self, _note: &str) -> Result<(), Status> {
+            Err(Status::unimplemented("not in this test"))
+        }
     }
 
     struct TestNode {

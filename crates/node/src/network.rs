@@ -66,7 +66,7 @@ use std::time::Duration;
 
 use bboard_proto::v1::raft_client::RaftClient;
 use bboard_proto::v1::raft_server;
-use bboard_proto::v1::{CosignRequest, CosignResponse, RaftPayload};
+use bboard_proto::v1::{CosignOffer, CosignOfferAck, CosignRequest, CosignResponse, RaftPayload};
 use openraft::error::{
     InstallSnapshotError, PayloadTooLarge, RPCError, RaftError, RemoteError, Unreachable,
 };
@@ -394,6 +394,11 @@ pub trait Cosigner: Send + Sync + 'static {
     /// This node's signed note over its checkpoint at `size`, waiting (bounded) until it has
     /// applied `size`.
     async fn cosign(&self, size: u64) -> Result<String, tonic::Status>;
+
+    /// Takes a peer's pushed signed note over its checkpoint (see
+    /// `Raft.OfferCosignature`): signatures that verify over this node's own
+    /// checkpoint of that size count towards making it final; the rest is dropped.
+    fn offer(&self, note: &str) -> Result<(), tonic::Status>;
 }
 
 /// The server side of the Raft transport: hands each RPC to the local Raft, after
@@ -672,6 +677,16 @@ impl raft_server::Raft for RaftService {
         let signed_checkpoint = self.cosigner.cosign(size).await?;
         Ok(Response::new(CosignResponse { signed_checkpoint }))
     }
+
+    async fn offer_cosignature(
+        &self,
+        request: Request<CosignOffer>,
+    ) -> Result<Response<CosignOfferAck>, Status> {
+        authenticated_peer(&request)?;
+        self.cosigner
+            .offer(&request.into_inner().signed_checkpoint)?;
+        Ok(Response::new(CosignOfferAck {}))
+    }
 }
 
 /// Why [`request_cosignature`] failed.
@@ -717,6 +732,29 @@ pub async fn request_cosignature(
             status: Box::new(status),
         }),
         Ok(Ok(response)) => Ok(response.into_inner().signed_checkpoint),
+    }
+}
+
+/// Pushes this node's signed note `note` to peer `node` (`Raft.OfferCosignature`) on
+/// the shared channel to it, giving up after `timeout`.
+pub async fn offer_cosignature(
+    channels: &PeerChannels,
+    node: NodeId,
+    note: String,
+    timeout: Duration,
+) -> Result<(), NetworkError> {
+    let mut client = RaftClient::new(channels.channel(node)?);
+    let mut request = Request::new(CosignOffer {
+        signed_checkpoint: note,
+    });
+    request.set_timeout(timeout);
+    match tokio::time::timeout(timeout, client.offer_cosignature(request)).await {
+        Err(_elapsed) => Err(NetworkError::Timeout { node, timeout }),
+        Ok(Err(status)) => Err(NetworkError::Status {
+            node,
+            status: Box::new(status),
+        }),
+        Ok(Ok(_)) => Ok(()),
     }
 }
 
@@ -991,6 +1029,10 @@ mod tests {
                 return Err(Status::failed_precondition("size not applied"));
             }
             Ok(format!("node {} signs {size}", self.0))
+        }
+
+        fn offer(&self, _note: &str) -> Result<(), Status> {
+            Ok(())
         }
     }
 

@@ -50,6 +50,8 @@ pub struct Shared {
     pub finals: watch::Sender<Option<SignedCheckpoint>>,
     /// Recently cosigned checkpoints by size (kept by [`crate::cosign`]).
     pub(crate) recent: Mutex<BTreeMap<u64, SignedCheckpoint>>,
+    /// Signatures peers pushed, per size, until it is final (kept by [`crate::cosign`]).
+    pub(crate) collected: Mutex<crate::cosign::Collected>,
     /// Queue of the batcher.
     pub batcher: mpsc::Sender<PendingAppend>,
     /// Forwarded entries awaiting inclusion, and censorship alarms.
@@ -104,6 +106,7 @@ impl Shared {
                 applied,
                 finals,
                 recent: Mutex::new(BTreeMap::new()),
+                collected: Mutex::default(),
                 batcher,
                 inclusion,
                 channels: Channels::default(),

@@ -11,7 +11,7 @@ use tokio::task::JoinHandle;
 
 use crate::batcher::run_batcher;
 use crate::config::NodeConfig;
-use crate::cosign::{run_cosigner, NodeCosigner, PeerVouchers};
+use crate::cosign::{run_cosigner, run_pushers, NodeCosigner, PeerVouchers};
 use crate::log_store::{open_db, SledLogStore};
 use crate::network::{GrpcNetworkFactory, RaftService};
 use crate::node::Shared;
@@ -316,6 +316,7 @@ pub async fn start(config: NodeConfig) -> Result<RunningNode, StartError> {
     let tasks = vec![
         tokio::spawn(run_batcher(shared.clone(), queue, shutdown_rx.clone())),
         tokio::spawn(run_cosigner(shared.clone(), shutdown_rx.clone())),
+        tokio::spawn(run_pushers(shared.clone(), shutdown_rx.clone())),
         tokio::spawn(run_checkpoint_recorder(shared.clone(), shutdown_rx.clone())),
         tokio::spawn(crate::network::learn_membership(
             raft.clone(),

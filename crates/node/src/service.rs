@@ -23,7 +23,7 @@ use bboard_core::board::{BatchApplier, BoardView, Outcome, RejectCode, Rejection
 use bboard_core::checkpoint::SignedCheckpoint;
 use bboard_core::election::tracking_code_of;
 use bboard_core::envelope::{EnvelopeId, SignedEnvelope};
-use bboard_core::leaf::{decode_leaf, leaf_hash, LeafRecord};
+use bboard_core::leaf::{decode_leaf_known, leaf_hash, LeafRecord};
 use bboard_core::pb;
 use bboard_merkle::{Hash, LeafIndex, TreeSize};
 use bboard_proto::v1::board_server::{Board, BoardServer};
@@ -93,8 +93,14 @@ impl BoardService {
         Duration::from_millis(self.shared.config.limits.receipt_timeout_ms)
     }
 
-    /// Builds the receipt of leaf `index` against a final checkpoint covering it.
-    async fn receipt(&self, index: u64, duplicate: bool) -> Result<pb::AppendResponse, Status> {
+    /// Builds the receipt of leaf `index` against a final checkpoint covering it. The
+    /// leaf holds `sent` (verified by this service) or an envelope with the same id.
+    async fn receipt(
+        &self,
+        index: u64,
+        duplicate: bool,
+        sent: &SignedEnvelope,
+    ) -> Result<pb::AppendResponse, Status> {
         let checkpoint = self
             .shared
             .final_covering(index, self.receipt_timeout())
@@ -116,7 +122,9 @@ impl BoardService {
             .board
             .with_merkle(|m| Ok(m.inclusion_proof(LeafIndex(index), size)?))
             .map_err(internal)?;
-        let tracking_code = decode_leaf(&leaf_data)
+        // The leaf was verified when it was applied; with the envelope just verified in
+        // hand, reading its tracking code needs no signature check.
+        let tracking_code = decode_leaf_known(&leaf_data, |_| Some(sent.clone()))
             .ok()
             .and_then(|record| tracking_code_of(&record))
             .map(hex::encode)
@@ -160,12 +168,13 @@ impl BoardService {
     /// take milliseconds of CPU: this runs on a blocking thread.
     async fn precheck(&self, envelope: SignedEnvelope) -> Result<Result<(), Rejection>, Status> {
         let board = self.shared.board.clone();
+        let verified = self.shared.verified.clone();
+        let heavy = carries_ballot_proofs(&envelope);
         let record = LeafRecord {
             timestamp_unix_ms: 0,
             envelope,
         };
-        let verified = self.shared.verified.clone();
-        let verdict = tokio::task::spawn_blocking(move || {
+        let check = move || {
             let verdict = BatchApplier::new(&board).and_then(|applier| applier.check(&record));
             if matches!(verdict, Ok(Ok(_))) {
                 // Signature, rules and ballot proofs hold: apply need not verify the
@@ -173,9 +182,15 @@ impl BoardService {
                 verified.insert(&record.envelope);
             }
             verdict
-        })
-        .await
-        .map_err(internal)?
+        };
+        // Ballot proofs take milliseconds of CPU: off the async workers. Every other
+        // entry is a few key lookups, cheaper than the two thread switches of
+        // `spawn_blocking` (which the profile of issue #19 showed at every append).
+        let verdict = if heavy {
+            tokio::task::spawn_blocking(check).await.map_err(internal)?
+        } else {
+            check()
+        }
         .map_err(internal)?;
         Ok(verdict.map(|_effects| ()))
     }
@@ -192,7 +207,7 @@ impl BoardService {
             .find_envelope(&envelope.id())
             .map_err(internal)?
         {
-            return self.receipt(index, true).await;
+            return self.receipt(index, true, &envelope).await;
         }
         let is_leader = self.shared.raft.current_leader().await == Some(self.shared.config.node_id);
         if !is_leader {
@@ -216,6 +231,7 @@ impl BoardService {
             }
         }
         let (reply, outcome) = oneshot::channel();
+        let sent = envelope.clone();
         self.shared
             .batcher
             .send(PendingAppend { envelope, reply })
@@ -225,8 +241,8 @@ impl BoardService {
             .await
             .map_err(|_| Status::unavailable("node is shutting down"))??;
         match outcome {
-            Outcome::Appended { index } => self.receipt(index, false).await,
-            Outcome::Duplicate { index } => self.receipt(index, true).await,
+            Outcome::Appended { index } => self.receipt(index, false, &sent).await,
+            Outcome::Duplicate { index } => self.receipt(index, true, &sent).await,
             Outcome::Rejected(rejection) => Err(status_of(&rejection)),
         }
     }
@@ -272,6 +288,15 @@ impl BoardService {
 }
 
 type WatchStream = Pin<Box<dyn Stream<Item = Result<pb::WatchEvent, Status>> + Send>>;
+
+/// Whether checking `envelope` means verifying ballot proofs (a ballot or a spoiled
+/// ballot): undecodable bodies are cheap to reject, so they count as not.
+fn carries_ballot_proofs(envelope: &SignedEnvelope) -> bool {
+    use bboard_core::pb::entry_body::Kind;
+    envelope
+        .body()
+        .is_ok_and(|body| matches!(body.kind, Some(Kind::Ballot(_) | Kind::SpoiledBallot(_))))
+}
 
 #[tonic::async_trait]
 impl Board for BoardService {
