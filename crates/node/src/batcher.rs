@@ -120,9 +120,18 @@ pub async fn run_batcher(
             return;
         };
         let raft = shared.raft.clone();
+        shared.metrics.batch_entries.observe(batch.len() as f64);
+        let shared = shared.clone();
         tokio::spawn(async move {
+            let proposed = std::time::Instant::now();
             let result = raft.client_write(BoardRequest::Batch { leaves }).await;
             drop(permit);
+            if result.is_ok() {
+                shared
+                    .metrics
+                    .commit_seconds
+                    .observe(proposed.elapsed().as_secs_f64());
+            }
             match result {
                 Ok(response) => {
                     let log_id = response.log_id;

@@ -202,7 +202,7 @@ impl Shared {
     fn publish_final(&self, checkpoint: SignedCheckpoint) -> Result<(), CosignError> {
         let size = checkpoint.checkpoint().size.0;
         self.remember(size, checkpoint.clone())?;
-        self.finals.send_if_modified(|current| {
+        let newer = self.finals.send_if_modified(|current| {
             let newer = current
                 .as_ref()
                 .is_none_or(|cp| cp.checkpoint().size.0 < size);
@@ -211,12 +211,15 @@ impl Shared {
             }
             newer
         });
+        if newer {
+            self.metrics.finalised(size);
+        }
         Ok(())
     }
 
     fn remember(&self, size: u64, checkpoint: SignedCheckpoint) -> Result<(), CosignError> {
         let mut recent = self.recent.lock().map_err(|_| CosignError::Poisoned)?;
-        recent.insert(size, checkpoint);
+        recent.insert(size, (checkpoint, None));
         while recent.len() > RECENT_CHECKPOINTS {
             recent.pop_first();
         }
@@ -258,6 +261,7 @@ impl Shared {
 
     /// Judges the pushed notes kept for sizes up to `applied`, now applied here.
     pub fn take_early_offers(&self, applied: u64) -> Result<(), CosignError> {
+        self.metrics.applied(applied);
         let mut collected = self.collected.lock().map_err(|_| CosignError::Poisoned)?;
         let later = collected.early.split_off(&(applied + 1));
         let ready = std::mem::replace(&mut collected.early, later);
@@ -344,20 +348,28 @@ impl Shared {
         Ok(merged)
     }
 
-    /// The best checkpoint known for `size`: cosigned if gathered, else gathered now.
-    pub async fn checkpoint_at(&self, size: u64) -> Result<SignedCheckpoint, CosignError> {
-        let cached = self
-            .recent
-            .lock()
-            .map_err(|_| CosignError::Poisoned)?
-            .get(&size)
-            .cloned();
-        if let Some(cached) = cached {
-            if self.policy.verify(&cached).is_ok() {
-                return Ok(cached);
+    /// The best checkpoint this node holds for `size`, without asking anyone: the
+    /// cosigned one if it gathered one (recently), else its own signature alone. A read
+    /// never starts a cosign round, so no client can make nodes talk to each other;
+    /// a client that needs k-of-n for an old size gathers the nodes' own signatures
+    /// itself. The flag says whether the checkpoint satisfies the full policy.
+    pub fn checkpoint_at(&self, size: u64) -> Result<(SignedCheckpoint, bool), CosignError> {
+        {
+            let mut recent = self.recent.lock().map_err(|_| CosignError::Poisoned)?;
+            if let Some((cached, verdict)) = recent.get_mut(&size) {
+                let is_final = *verdict.get_or_insert_with(|| self.policy.verify(cached).is_ok());
+                return Ok((cached.clone(), is_final));
             }
         }
-        self.cosign_round(size).await
+        if let Some(latest) = self
+            .finals
+            .borrow()
+            .as_ref()
+            .filter(|cp| cp.checkpoint().size.0 == size)
+        {
+            return Ok((latest.clone(), true));
+        }
+        Ok((self.own_checkpoint(size)?, false))
     }
 }
 
@@ -558,6 +570,8 @@ pub async fn run_cosigner(shared: Arc<Shared>, mut shutdown: watch::Receiver<boo
                             Ok(_) => {
                                 done = size;
                                 shared.finals.send_replace(Some(checkpoint));
+                                shared.metrics.finalised(size);
+                                shared.metrics.finalised(size);
                             }
                             Err(e) => {
                                 tracing::warn!(size, error = %e, "not enough witness cosignatures yet");
@@ -571,6 +585,7 @@ pub async fn run_cosigner(shared: Arc<Shared>, mut shutdown: watch::Receiver<boo
                     Ok(_) => {
                         done = size;
                         shared.finals.send_replace(Some(checkpoint));
+                        shared.metrics.finalised(size);
                     }
                     Err(e) => {
                         tracing::debug!(size, error = %e, "checkpoint not final yet");

@@ -469,9 +469,16 @@ async fn tracking(
     Ok(Json(found))
 }
 
-async fn metrics(State(http): State<Http>) -> Response {
+/// `/metrics`: OpenMetrics for a scraper that asks for it (Prometheus does), the
+/// Prometheus text format 0.0.4 otherwise (`curl`, `promtool check metrics`).
+async fn metrics(State(http): State<Http>, headers: axum::http::HeaderMap) -> Response {
+    let openmetrics = headers
+        .get_all(header::ACCEPT)
+        .iter()
+        .filter_map(|value| value.to_str().ok())
+        .any(|value| value.contains("application/openmetrics-text"));
     match render_metrics(&http).await {
-        Ok(text) => (
+        Ok(text) if openmetrics => (
             [(
                 header::CONTENT_TYPE,
                 "application/openmetrics-text; version=1.0.0; charset=utf-8",
@@ -479,8 +486,46 @@ async fn metrics(State(http): State<Http>) -> Response {
             text,
         )
             .into_response(),
+        Ok(text) => (
+            [(
+                header::CONTENT_TYPE,
+                "text/plain; version=0.0.4; charset=utf-8",
+            )],
+            crate::metrics::to_prometheus_text(&text),
+        )
+            .into_response(),
         Err(e) => (StatusCode::INTERNAL_SERVER_ERROR, e.to_string()).into_response(),
     }
+}
+
+/// Labels of the per-peer replication gauge.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, prometheus_client::encoding::EncodeLabelSet)]
+struct PeerLabels {
+    peer: u64,
+}
+
+/// The leader's view of how far each follower's acknowledged log trails its own (empty
+/// on followers). The label set is the Raft membership, never what clients send.
+fn replication_lag(
+    shared: &Shared,
+) -> prometheus_client::metrics::family::Family<PeerLabels, prometheus_client::metrics::gauge::Gauge>
+{
+    let family = prometheus_client::metrics::family::Family::<
+        PeerLabels,
+        prometheus_client::metrics::gauge::Gauge,
+    >::default();
+    let metrics = shared.raft.metrics().borrow().clone();
+    let last = metrics.last_log_index.unwrap_or(0);
+    for (peer, matched) in metrics.replication.iter().flatten() {
+        if *peer == shared.config.node_id {
+            continue;
+        }
+        let matched = matched.map_or(0, |log_id| log_id.index);
+        family
+            .get_or_create(&PeerLabels { peer: *peer })
+            .set(i64::try_from(last.saturating_sub(matched)).unwrap_or(i64::MAX));
+    }
+    family
 }
 
 /// Why `/metrics` could not be rendered.
@@ -606,6 +651,12 @@ async fn render_metrics(http: &Http) -> Result<String, MetricsError> {
         counter.inc_by(value);
         registry.register(name, help, counter);
     }
+    http.shared.metrics.register(&mut registry);
+    registry.register(
+        "replication_lag_entries",
+        "On the leader: Raft log entries each follower has yet to acknowledge",
+        replication_lag(&http.shared),
+    );
     let mut out = String::new();
     prometheus_client::encoding::text::encode(&mut out, &registry)?;
     Ok(out)

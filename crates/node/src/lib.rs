@@ -45,6 +45,7 @@ pub mod http;
 pub mod inclusion;
 pub mod log_store;
 pub mod membership_rule;
+pub mod metrics;
 pub mod network;
 pub mod node;
 pub mod peer;

@@ -49,7 +49,9 @@ pub struct Shared {
     /// Latest final (k-of-n) checkpoint.
     pub finals: watch::Sender<Option<SignedCheckpoint>>,
     /// Recently cosigned checkpoints by size (kept by [`crate::cosign`]).
-    pub(crate) recent: Mutex<BTreeMap<u64, SignedCheckpoint>>,
+    /// With whether it satisfies the full policy, once a read asked (so a read checks
+    /// a cached checkpoint's signatures at most once).
+    pub(crate) recent: Mutex<BTreeMap<u64, (SignedCheckpoint, Option<bool>)>>,
     /// Signatures peers pushed, per size, until it is final (kept by [`crate::cosign`]).
     pub(crate) collected: Mutex<crate::cosign::Collected>,
     /// Queue of the batcher.
@@ -62,6 +64,8 @@ pub struct Shared {
     pub peers: Arc<PeerChannels>,
     /// Envelopes the service verified in full, shared with the state machine.
     pub verified: Arc<crate::verified::VerifiedEnvelopes>,
+    /// Latency and size histograms, rejections by reason (`/metrics`).
+    pub metrics: crate::metrics::NodeMetrics,
 }
 
 /// What the services share with the state machine: the board's read side, the
@@ -112,6 +116,7 @@ impl Shared {
                 channels: Channels::default(),
                 peers,
                 verified,
+                metrics: crate::metrics::NodeMetrics::default(),
             }),
             queue,
         ))

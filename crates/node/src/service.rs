@@ -29,7 +29,7 @@ use bboard_merkle::{Hash, LeafIndex, TreeSize};
 use bboard_proto::v1::board_server::{Board, BoardServer};
 use tokio::sync::oneshot;
 use tokio_stream::Stream;
-use tonic::{Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
 
 use crate::batcher::PendingAppend;
 use crate::node::Shared;
@@ -195,6 +195,23 @@ impl BoardService {
         Ok(verdict.map(|_effects| ()))
     }
 
+    /// Times an append that arrived at `arrived`; counts it by code if the board rules
+    /// refused it.
+    fn measure_append<T>(&self, arrived: std::time::Instant, result: &Result<T, Status>) {
+        let metrics = &self.shared.metrics;
+        metrics
+            .append_seconds
+            .observe(arrived.elapsed().as_secs_f64());
+        if let Err(status) = result {
+            if matches!(
+                status.code(),
+                Code::InvalidArgument | Code::PermissionDenied | Code::FailedPrecondition
+            ) {
+                metrics.reject(status.code());
+            }
+        }
+    }
+
     /// The append path of one checked envelope.
     async fn append_checked(
         &self,
@@ -277,13 +294,9 @@ impl BoardService {
                 "size {size} is beyond this node's board size {applied}"
             )));
         }
-        let checkpoint = self
-            .shared
+        self.shared
             .checkpoint_at(size)
-            .await
-            .map_err(|e| Status::unavailable(e.to_string()))?;
-        let is_final = self.shared.policy.verify(&checkpoint).is_ok();
-        Ok((checkpoint, is_final))
+            .map_err(|e| Status::unavailable(e.to_string()))
     }
 }
 
@@ -304,11 +317,14 @@ impl Board for BoardService {
         &self,
         request: Request<pb::AppendRequest>,
     ) -> Result<Response<pb::AppendResponse>, Status> {
+        let arrived = std::time::Instant::now();
         let forwarded = request.metadata().contains_key(FORWARDED);
-        let envelope = self.check_envelope(request.into_inner().envelope)?;
-        self.append_checked(envelope, forwarded)
-            .await
-            .map(Response::new)
+        let result = match self.check_envelope(request.into_inner().envelope) {
+            Ok(envelope) => self.append_checked(envelope, forwarded).await,
+            Err(status) => Err(status),
+        };
+        self.measure_append(arrived, &result);
+        result.map(Response::new)
     }
 
     async fn append_many(
@@ -325,10 +341,12 @@ impl Board for BoardService {
             )));
         }
         let appends = envelopes.into_iter().map(|envelope| async move {
+            let arrived = std::time::Instant::now();
             let result = match self.check_envelope(Some(envelope)) {
                 Ok(checked) => self.append_checked(checked, forwarded).await,
                 Err(status) => Err(status),
             };
+            self.measure_append(arrived, &result);
             pb::AppendOutcome {
                 outcome: Some(match result {
                     Ok(appended) => pb::append_outcome::Outcome::Appended(appended),

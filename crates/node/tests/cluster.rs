@@ -119,19 +119,31 @@ async fn three_nodes_append_prove_and_agree() {
     assert!(seen.iter().all(|s| *s == seen[0]), "{seen:?}");
     assert_eq!(seen[0].0, 122);
 
-    // Consistency proof between two cosigned checkpoints verifies.
+    // Consistency proof between two cosigned checkpoints verifies. A read of an old
+    // size starts no cosign round: each node serves what it holds (at least its own
+    // signature), and the reader gathers k of them, as clients do.
+    let mut old_cp: Option<bboard_core::checkpoint::SignedCheckpoint> = None;
+    for endpoint in &cluster.endpoints {
+        let old = client(endpoint)
+            .await
+            .get_checkpoint(pb::GetCheckpointRequest { size: 50 })
+            .await
+            .unwrap()
+            .into_inner();
+        let note =
+            bboard_core::checkpoint::SignedCheckpoint::parse(&old.signed_checkpoint).unwrap();
+        match old_cp.as_mut() {
+            None => old_cp = Some(note),
+            Some(gathered) => gathered.merge(&note).unwrap(),
+        }
+    }
+    let old_cp = cluster.policy.verify(&old_cp.unwrap()).unwrap();
     let mut c = client(&cluster.endpoints[2]).await;
-    let old = c
-        .get_checkpoint(pb::GetCheckpointRequest { size: 50 })
-        .await
-        .unwrap()
-        .into_inner();
     let new = c
         .get_checkpoint(pb::GetCheckpointRequest { size: 0 })
         .await
         .unwrap()
         .into_inner();
-    let old_cp = cluster.policy.verify_note(&old.signed_checkpoint).unwrap();
     let new_cp = cluster.policy.verify_note(&new.signed_checkpoint).unwrap();
     let proof = c
         .get_consistency_proof(pb::GetConsistencyProofRequest {
