@@ -4,6 +4,12 @@
 //! board cannot hide its queueing), and the command reports throughput, latency to a
 //! receipt verified against the k-of-n node signatures, and errors by kind.
 //!
+//! With `--workload proofs` it measures the read side instead: after appending
+//! `--prefill` entries (keeping their receipts' leaf hashes), each client asks one node
+//! (clients spread over the nodes) for the inclusion proof of a random one of them in
+//! the node's latest checkpoint, and verifies the proof and the checkpoint's k-of-n
+//! signatures, as a voter checking a receipt does.
+//!
 //! Without `--endpoint` it starts its own local cluster as separate `bboard node run`
 //! processes (fsync on, peer TLS on, as deployed) in a temporary directory, and stops
 //! it at the end.
@@ -84,7 +90,26 @@ pub struct BenchArgs {
     /// receipt is verified against k-of-n signatures either way).
     #[arg(long)]
     independent_clients: bool,
+    /// What the clients do: append entries, or fetch and verify inclusion proofs.
+    #[arg(long, value_enum, default_value_t = Workload::Appends)]
+    workload: Workload,
+    /// With --workload proofs: entries appended first, whose proofs are then asked for.
+    #[arg(long, default_value_t = 2000)]
+    prefill: u64,
 }
+
+/// What the bench clients do.
+#[derive(Clone, Copy, Debug, PartialEq, Eq, clap::ValueEnum)]
+pub enum Workload {
+    /// Append entries, each timed to its verified receipt.
+    Appends,
+    /// Fetch inclusion proofs of existing entries in the latest checkpoint, each timed
+    /// to the verified proof.
+    Proofs,
+}
+
+/// Most entries `--prefill` appends.
+const MAX_PREFILL: u64 = 1_000_000;
 
 /// Latency percentiles, in milliseconds.
 #[derive(Serialize, Debug, Default, PartialEq)]
@@ -100,6 +125,8 @@ pub struct Latency {
 #[derive(Serialize, Debug)]
 pub struct BenchReport {
     system: &'static str,
+    /// `appends` or `inclusion proofs`.
+    workload: &'static str,
     clients: usize,
     value_size: usize,
     mode: String,
@@ -270,6 +297,45 @@ fn envelope(key: &SigningKey, size: usize, rng: &mut rand::rngs::StdRng) -> Sign
     SignedEnvelope::sign_body(&body, key)
 }
 
+/// One client's closed or open loop: `prepare` readies the next operation outside the
+/// measured time (an append's envelope is signed before the clock starts), `operate`
+/// runs it; each measured success is timed from when it was due.
+async fn drive<P, F, Fut>(
+    run: Arc<Run>,
+    mut prepare: impl FnMut() -> P,
+    mut operate: F,
+) -> ClientLog
+where
+    F: FnMut(P) -> Fut,
+    Fut: std::future::Future<Output = Result<(), String>>,
+{
+    let mut log = ClientLog::default();
+    while !run.stop.load(Ordering::Relaxed) {
+        let measuring = run.measuring.load(Ordering::Relaxed);
+        if measuring && run.started.fetch_add(1, Ordering::Relaxed) >= run.limit {
+            break;
+        }
+        let prepared = prepare();
+        let due = run.pace.next().await;
+        if run.stop.load(Ordering::Relaxed) {
+            break;
+        }
+        let result = operate(prepared).await;
+        if !measuring {
+            continue;
+        }
+        match result {
+            Ok(()) => {
+                let micros = due.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
+                log.micros.push(micros);
+                run.done.fetch_add(1, Ordering::Relaxed);
+            }
+            Err(kind) => *log.errors.entry(kind).or_default() += 1,
+        }
+    }
+    log
+}
+
 async fn client_loop(
     client: BoardClient,
     key: SigningKey,
@@ -278,32 +344,114 @@ async fn client_loop(
     run: Arc<Run>,
 ) -> ClientLog {
     let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
-    let mut log = ClientLog::default();
-    while !run.stop.load(Ordering::Relaxed) {
-        let measuring = run.measuring.load(Ordering::Relaxed);
-        if measuring && run.started.fetch_add(1, Ordering::Relaxed) >= run.limit {
-            break;
-        }
-        // Signed before the clock starts, as a terminal would have it ready.
-        let envelope = envelope(&key, value_size, &mut rng);
-        let due = run.pace.next().await;
-        if run.stop.load(Ordering::Relaxed) {
-            break;
-        }
-        let result = client.append(&envelope).await;
-        if !measuring {
-            continue;
-        }
-        match result {
-            Ok(_) => {
-                let micros = due.elapsed().as_micros().min(u128::from(u32::MAX)) as u32;
-                log.micros.push(micros);
-                run.done.fetch_add(1, Ordering::Relaxed);
-            }
-            Err(error) => *log.errors.entry(error_kind(&error)).or_default() += 1,
-        }
+    let client = &client;
+    drive(
+        run,
+        || envelope(&key, value_size, &mut rng),
+        |envelope| async move {
+            client
+                .append(&envelope)
+                .await
+                .map(|_| ())
+                .map_err(|e| error_kind(&e))
+        },
+    )
+    .await
+}
+
+/// Entries on the board whose proofs the proof clients ask for: index and leaf hash,
+/// from the receipts of the appends that put them there.
+type Known = Arc<Vec<(u64, bboard_merkle::Hash)>>;
+
+/// Appends `count` entries (64 at a time) and keeps what their receipts say.
+async fn prefill(
+    client: &BoardClient,
+    key: &SigningKey,
+    value_size: usize,
+    count: u64,
+) -> Result<Known> {
+    use futures::StreamExt as _;
+    let mut rng = rand::rngs::StdRng::seed_from_u64(0);
+    let envelopes: Vec<SignedEnvelope> = (0..count)
+        .map(|_| envelope(key, value_size, &mut rng))
+        .collect();
+    let results: Vec<_> = futures::stream::iter(envelopes.iter().map(|e| client.append(e)))
+        .buffer_unordered(64)
+        .collect()
+        .await;
+    let mut known = Vec::with_capacity(results.len());
+    for result in results {
+        let appended = result.context("appending the entries whose proofs are measured")?;
+        let hash = bboard_merkle::Hash::from_hex(&appended.receipt.leaf_hash)
+            .context("a receipt's leaf hash")?;
+        known.push((appended.receipt.leaf_index, hash));
     }
-    log
+    Ok(Arc::new(known))
+}
+
+/// Fetches the proof of one known entry from one node and verifies it.
+async fn verified_proof(
+    node: &mut bboard_proto::v1::board_client::BoardClient<tonic::transport::Channel>,
+    policy: &CosignaturePolicy,
+    memo: &bboard_client::CheckpointMemo,
+    (index, leaf_hash): (u64, bboard_merkle::Hash),
+) -> Result<(), String> {
+    let response = node
+        .get_inclusion_proof(pb::GetInclusionProofRequest {
+            leaf: Some(pb::get_inclusion_proof_request::Leaf::Index(index)),
+            tree_size: 0,
+        })
+        .await
+        .map_err(|status| format!("{:?}", status.code()))?
+        .into_inner();
+    let signed = bboard_core::checkpoint::SignedCheckpoint::parse(&response.signed_checkpoint)
+        .map_err(|_| "MalformedCheckpoint".to_string())?;
+    let checkpoint = memo
+        .verify(policy, &signed)
+        .map_err(|_| "Verification".to_string())?;
+    let proof = response
+        .proof
+        .iter()
+        .map(|h| bboard_merkle::Hash::from_slice(h))
+        .collect::<Result<Vec<_>, _>>()
+        .map_err(|_| "MalformedProof".to_string())?;
+    bboard_merkle::verify_inclusion(
+        &bboard_merkle::Blake3Hasher,
+        &leaf_hash,
+        bboard_merkle::LeafIndex(index),
+        checkpoint.checkpoint.size,
+        &proof,
+        &checkpoint.checkpoint.root,
+    )
+    .map_err(|_| "Verification".to_string())
+}
+
+async fn proof_loop(
+    endpoint: String,
+    policy: CosignaturePolicy,
+    memo: bboard_client::CheckpointMemo,
+    known: Known,
+    seed: u64,
+    run: Arc<Run>,
+) -> Result<ClientLog> {
+    let channel = tonic::transport::Endpoint::from_shared(format!("http://{endpoint}"))
+        .context("a node address")?
+        .tcp_nodelay(true)
+        .connect()
+        .await
+        .with_context(|| format!("connecting to {endpoint}"))?;
+    let node = bboard_proto::v1::board_client::BoardClient::new(channel);
+    let mut rng = rand::rngs::StdRng::seed_from_u64(seed);
+    let (policy, memo) = (&policy, &memo);
+    Ok(drive(
+        run,
+        || known[rng.gen_range(0..known.len())],
+        |entry| {
+            let mut node = node.clone();
+            async move { verified_proof(&mut node, policy, memo, entry).await }
+        },
+    )
+    .await)
 }
 
 /// `bboard bench`.
@@ -327,6 +475,10 @@ pub fn run(args: BenchArgs) -> Result<()> {
     ensure!(
         (1..=MAX_COUNT).contains(&limit),
         "--count must be between 1 and {MAX_COUNT}"
+    );
+    ensure!(
+        args.workload == Workload::Appends || (1..=MAX_PREFILL).contains(&args.prefill),
+        "--prefill must be between 1 and {MAX_PREFILL}"
     );
     if let Some(rate) = args.rate {
         ensure!(
@@ -386,22 +538,46 @@ async fn run_async(args: BenchArgs, duration: Duration, limit: u64) -> Result<()
         policy: Some(policy),
         ..ClientOptions::default()
     };
+    let known = match args.workload {
+        Workload::Appends => None,
+        Workload::Proofs => {
+            if !args.json {
+                eprintln!(
+                    "appending {} entries whose proofs are then asked for…",
+                    args.prefill
+                );
+            }
+            let client = BoardClient::connect(endpoints.clone(), options.clone())
+                .await
+                .context("connecting to the board")?;
+            Some(prefill(&client, &key, args.value_size, args.prefill).await?)
+        }
+    };
     let mut tasks = Vec::new();
     for i in 0..args.clients {
         let mut options = options.clone();
         if args.independent_clients {
             options.checkpoint_memo = bboard_client::CheckpointMemo::new();
         }
-        let client = BoardClient::connect(endpoints.clone(), options)
-            .await
-            .context("connecting to the board")?;
-        tasks.push(tokio::spawn(client_loop(
-            client,
-            key.clone(),
-            args.value_size,
-            i as u64 + 1,
-            run.clone(),
-        )));
+        let seed = i as u64 + 1;
+        let task = match &known {
+            None => {
+                let client = BoardClient::connect(endpoints.clone(), options)
+                    .await
+                    .context("connecting to the board")?;
+                let loop_ = client_loop(client, key.clone(), args.value_size, seed, run.clone());
+                tokio::spawn(async move { Ok(loop_.await) })
+            }
+            Some(known) => tokio::spawn(proof_loop(
+                endpoints[i % endpoints.len()].clone(),
+                options.policy.clone().context("a policy")?,
+                options.checkpoint_memo.clone(),
+                known.clone(),
+                seed,
+                run.clone(),
+            )),
+        };
+        tasks.push(task);
     }
     tokio::time::sleep(Duration::from_secs(args.warmup)).await;
     run.measuring.store(true, Ordering::Relaxed);
@@ -424,7 +600,7 @@ async fn run_async(args: BenchArgs, duration: Duration, limit: u64) -> Result<()
     let mut errors: BTreeMap<String, u64> = BTreeMap::new();
     for task in tasks {
         // A client waiting on its last append finishes within the client timeout.
-        let log = task.await.context("a bench client failed")?;
+        let log = task.await.context("a bench client failed")??;
         micros.extend(log.micros);
         for (kind, n) in log.errors {
             *errors.entry(kind).or_default() += n;
@@ -432,11 +608,15 @@ async fn run_async(args: BenchArgs, duration: Duration, limit: u64) -> Result<()
     }
     let report = BenchReport {
         system: "bboard",
+        workload: match args.workload {
+            Workload::Appends => "appends",
+            Workload::Proofs => "inclusion proofs",
+        },
         clients: args.clients,
         value_size: args.value_size,
         mode: match args.rate {
             None => "closed loop".into(),
-            Some(rate) => format!("open loop at {rate} appends/s"),
+            Some(rate) => format!("open loop at {rate} operations/s"),
         },
         duration_s: elapsed.as_secs_f64(),
         completed: micros.len() as u64,
@@ -488,12 +668,13 @@ fn print_report(report: &BenchReport) {
         report.clients, report.value_size, report.mode, report.duration_s
     );
     println!("  nodes:          {}", report.nodes);
+    let (what, verified) = match report.workload {
+        "appends" => ("appends:       ", "receipts:       verified against"),
+        _ => ("proofs:        ", "proofs:         verified against"),
+    };
+    println!("  {verified} {}", report.verified_against);
     println!(
-        "  receipts:       verified against {}",
-        report.verified_against
-    );
-    println!(
-        "  appends:        {} ({:.1}/s)",
+        "  {what} {} ({:.1}/s)",
         report.completed, report.throughput_per_s
     );
     let l = &report.latency_ms;
