@@ -389,6 +389,34 @@ async fn prefill(
     Ok(Arc::new(known))
 }
 
+/// Waits (at most 30 s) until every node's latest final checkpoint covers `size`
+/// leaves, so that every proof asked for exists on the node asked: a follower's final
+/// checkpoint trails the leader's receipts by a push.
+async fn wait_until_final_everywhere(endpoints: &[String], size: u64) -> Result<()> {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    for endpoint in endpoints {
+        let mut node =
+            bboard_proto::v1::board_client::BoardClient::connect(format!("http://{endpoint}"))
+                .await
+                .with_context(|| format!("connecting to {endpoint}"))?;
+        loop {
+            let latest = node
+                .get_checkpoint(pb::GetCheckpointRequest { size: 0 })
+                .await
+                .map(tonic::Response::into_inner);
+            if latest.is_ok_and(|cp| cp.r#final && cp.size >= size) {
+                break;
+            }
+            ensure!(
+                Instant::now() < deadline,
+                "{endpoint} has no final checkpoint covering the {size} entries appended"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
+    Ok(())
+}
+
 /// Fetches the proof of one known entry from one node and verifies it.
 async fn verified_proof(
     node: &mut bboard_proto::v1::board_client::BoardClient<tonic::transport::Channel>,
@@ -550,7 +578,10 @@ async fn run_async(args: BenchArgs, duration: Duration, limit: u64) -> Result<()
             let client = BoardClient::connect(endpoints.clone(), options.clone())
                 .await
                 .context("connecting to the board")?;
-            Some(prefill(&client, &key, args.value_size, args.prefill).await?)
+            let known = prefill(&client, &key, args.value_size, args.prefill).await?;
+            let size = known.iter().map(|(index, _)| index + 1).max().unwrap_or(0);
+            wait_until_final_everywhere(&endpoints, size).await?;
+            Some(known)
         }
     };
     let mut tasks = Vec::new();
