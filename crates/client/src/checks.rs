@@ -138,7 +138,7 @@ pub fn check_receipt_memo(
     let (leaf, verified) = match policy {
         Some(policy) => {
             let verified =
-                receipt.verify_with(Some(envelope), |signed| memo.verify(policy, signed))?;
+                receipt.verify_with(Some(envelope), |note| memo.verify_note(policy, note))?;
             (verified.leaf.clone(), Some(verified))
         }
         None => {

@@ -37,8 +37,8 @@ impl CheckpointMemo {
         Self::default()
     }
 
-    /// `policy.verify(signed)`, remembered by the note's exact text. Only passing
-    /// verdicts are remembered: a failing note is checked again each time.
+    /// `policy.verify(signed)`, remembered by the note's text. Only passing verdicts
+    /// are remembered: a failing note is checked again each time.
     ///
     /// # Errors
     ///
@@ -48,12 +48,35 @@ impl CheckpointMemo {
         policy: &CosignaturePolicy,
         signed: &SignedCheckpoint,
     ) -> Result<VerifiedCheckpoint, bboard_core::Error> {
-        let note = signed.to_note();
-        if let Some(known) = self.lookup(policy, &note) {
+        self.verify_text(policy, &signed.to_note(), || Ok(signed.clone()))
+    }
+
+    /// The verdict on a note received as `note` (a receipt's checkpoint text): a text
+    /// seen before is answered from the memo without even being parsed; any other
+    /// is parsed and verified under `policy`.
+    ///
+    /// # Errors
+    ///
+    /// The parse error or the policy's error for a note that does not pass.
+    pub fn verify_note(
+        &self,
+        policy: &CosignaturePolicy,
+        note: &str,
+    ) -> Result<VerifiedCheckpoint, bboard_core::Error> {
+        self.verify_text(policy, note, || SignedCheckpoint::parse(note))
+    }
+
+    fn verify_text(
+        &self,
+        policy: &CosignaturePolicy,
+        note: &str,
+        parse: impl FnOnce() -> Result<SignedCheckpoint, bboard_core::Error>,
+    ) -> Result<VerifiedCheckpoint, bboard_core::Error> {
+        if let Some(known) = self.lookup(policy, note) {
             return Ok(known);
         }
-        let verified = policy.verify(signed)?;
-        self.remember(policy, note, verified.clone());
+        let verified = policy.verify(&parse()?)?;
+        self.remember(policy, note.to_owned(), verified.clone());
         Ok(verified)
     }
 
@@ -134,6 +157,24 @@ mod tests {
         let lone = signed(6, &[&a]);
         assert!(memo.verify(&two_of_three, &lone).is_err());
         assert!(memo.verify(&two_of_three, &lone).is_err());
+    }
+
+    #[test]
+    fn a_received_text_is_judged_as_the_policy_judges_it() {
+        let (a, b, c) = (signer("a", 1), signer("b", 2), signer("c", 3));
+        let memo = CheckpointMemo::new();
+        let two_of_three = policy(&[&a, &b, &c], 2);
+        let text = signed(7, &[&a, &c]).to_note();
+        let first = memo.verify_note(&two_of_three, &text).unwrap();
+        assert_eq!(first, two_of_three.verify_note(&text).unwrap());
+        assert_eq!(memo.verify_note(&two_of_three, &text).unwrap(), first);
+        // A text that differs by one byte is a different note: parsed and refused.
+        let mut forged = text.clone();
+        forged.insert(0, 'x');
+        assert!(memo.verify_note(&two_of_three, &forged).is_err());
+        assert!(memo.verify_note(&two_of_three, "not a note").is_err());
+        let lone = signed(8, &[&b]).to_note();
+        assert!(memo.verify_note(&two_of_three, &lone).is_err());
     }
 
     #[test]

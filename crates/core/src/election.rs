@@ -46,8 +46,8 @@ use crate::envelope::{EnvelopeId, SignedEnvelope};
 use crate::leaf::{decode_leaf_known, LeafRecord};
 use crate::pb::{self, entry_body::Kind, Phase};
 pub use crate::tracking::{
-    parse_short_tracking_code, short_tracking_code, tracking_code, tracking_code_of,
-    TRACKING_CODE_LEN,
+    envelope_tracking_code, parse_short_tracking_code, short_tracking_code, tracking_code,
+    tracking_code_of, TRACKING_CODE_LEN,
 };
 
 /// Read access to the rules' key-value state (the batch overlay, then the store).

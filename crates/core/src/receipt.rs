@@ -10,7 +10,7 @@
 use bboard_merkle::{verify_inclusion, Blake3Hasher, Hash, LeafIndex};
 use serde::{Deserialize, Serialize};
 
-use crate::checkpoint::{CosignaturePolicy, SignedCheckpoint, VerifiedCheckpoint};
+use crate::checkpoint::{CosignaturePolicy, VerifiedCheckpoint};
 use crate::leaf::{decode_leaf_known, leaf_hash, LeafRecord};
 use crate::{pb, Error, Result};
 
@@ -98,7 +98,7 @@ impl Receipt {
 
     /// Checks the receipt against the trusted node keys in `policy`.
     pub fn verify(&self, policy: &CosignaturePolicy) -> Result<VerifiedReceipt> {
-        self.verify_with(None, |signed| policy.verify(signed))
+        self.verify_with(None, |note| policy.verify_note(note))
     }
 
     /// [`Self::verify`] for a submitter that still holds what it sent and may have
@@ -107,8 +107,9 @@ impl Receipt {
     /// - `sent`: the envelope it signed and sent. A leaf carrying a byte-identical
     ///   envelope is not verified again (the same bytes verify the same way); any other
     ///   envelope is verified in full.
-    /// - `verify_checkpoint`: judges the checkpoint note, e.g.
-    ///   [`CosignaturePolicy::verify`], or a memo of notes that already passed it.
+    /// - `verify_checkpoint`: judges the checkpoint note's text as received, e.g. by
+    ///   [`CosignaturePolicy::verify_note`], or by looking it up in a
+    ///   memo of note texts that already passed (which skips even the parse).
     ///
     /// The verdict is [`Self::verify`]'s as long as `verify_checkpoint` gives the
     /// policy's verdict; only the work differs.
@@ -119,7 +120,7 @@ impl Receipt {
     pub fn verify_with(
         &self,
         sent: Option<&crate::envelope::SignedEnvelope>,
-        verify_checkpoint: impl FnOnce(&SignedCheckpoint) -> Result<VerifiedCheckpoint>,
+        verify_checkpoint: impl FnOnce(&str) -> Result<VerifiedCheckpoint>,
     ) -> Result<VerifiedReceipt> {
         let leaf_data = decode_hex("leaf data", &self.leaf_data)?;
         let claimed_hash = decode_hash("leaf hash", &decode_hex("leaf hash", &self.leaf_hash)?)?;
@@ -130,7 +131,7 @@ impl Receipt {
             )));
         }
         let leaf = decode_leaf_known(&leaf_data, |_| sent.cloned())?;
-        let checkpoint = verify_checkpoint(&SignedCheckpoint::parse(&self.checkpoint)?)?;
+        let checkpoint = verify_checkpoint(&self.checkpoint)?;
         if self.inclusion_proof.len() > MAX_PROOF_HASHES {
             return Err(Error::InvalidReceipt("inclusion proof too long".into()));
         }
@@ -172,7 +173,7 @@ impl Receipt {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::checkpoint::{Checkpoint, NoteSigner};
+    use crate::checkpoint::{Checkpoint, NoteSigner, SignedCheckpoint};
     use crate::envelope::SignedEnvelope;
     use crate::leaf::encode_leaf;
     use bboard_merkle::{MemoryNodeStore, MerkleTree, TreeSize};

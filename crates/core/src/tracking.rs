@@ -1,7 +1,7 @@
 //! Tracking codes: the chain value that identifies a voter's ballot on the board, and
 //! its short human form printed on the voter's slip.
 
-use crate::envelope::EnvelopeId;
+use crate::envelope::{EnvelopeId, SignedEnvelope};
 use crate::leaf::LeafRecord;
 use crate::pb::entry_body::Kind;
 
@@ -26,14 +26,20 @@ pub fn tracking_code(
 
 /// The tracking code of a leaf's entry if it is a ballot or spoiled ballot.
 pub fn tracking_code_of(record: &LeafRecord) -> Option<[u8; TRACKING_CODE_LEN]> {
-    let body = record.envelope.body().ok()?;
+    envelope_tracking_code(&record.envelope)
+}
+
+/// The tracking code of an envelope if it holds a ballot or spoiled ballot. It depends
+/// only on the envelope's id and body, so every envelope with one id has one code.
+pub fn envelope_tracking_code(envelope: &SignedEnvelope) -> Option<[u8; TRACKING_CODE_LEN]> {
+    let body = envelope.body().ok()?;
     let ballot = match body.kind? {
         Kind::Ballot(ballot) => ballot,
         Kind::SpoiledBallot(spoiled) => spoiled.ballot?,
         _ => return None,
     };
     let previous: [u8; TRACKING_CODE_LEN] = ballot.previous_tracking_code.try_into().ok()?;
-    Some(tracking_code(&previous, &record.envelope.id()))
+    Some(tracking_code(&previous, &envelope.id()))
 }
 
 /// The short human form of a tracking code printed on a voter's slip: the first 40

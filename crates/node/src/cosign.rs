@@ -68,7 +68,9 @@ pub struct Collected {
     gathering: BTreeMap<u64, SignedCheckpoint>,
     /// Notes for sizes this node has not applied yet, unverified: judged once it has.
     early: BTreeMap<u64, Vec<SignedCheckpoint>>,
-    /// Largest size made final by pushed signatures.
+    /// Largest size made final by pushed signatures. Kept apart from
+    /// [`Shared::final_size`] because that one also moves on the pull and witness
+    /// paths; this one only says which pushed notes can no longer matter.
     final_size: u64,
 }
 
@@ -261,7 +263,6 @@ impl Shared {
 
     /// Judges the pushed notes kept for sizes up to `applied`, now applied here.
     pub fn take_early_offers(&self, applied: u64) -> Result<(), CosignError> {
-        self.metrics.applied(applied);
         let mut collected = self.collected.lock().map_err(|_| CosignError::Poisoned)?;
         let later = collected.early.split_off(&(applied + 1));
         let ready = std::mem::replace(&mut collected.early, later);
@@ -534,6 +535,8 @@ pub async fn run_cosigner(shared: Arc<Shared>, mut shutdown: watch::Receiver<boo
     let mut behind: Option<(tokio::time::Instant, u64)> = None;
     loop {
         let size = applied.borrow_and_update().size;
+        // The cosign round time is measured from here: the moment this node applied.
+        shared.metrics.applied(size);
         if let Err(e) = shared.take_early_offers(size) {
             tracing::warn!(size, error = %e, "judging pushed cosignatures failed");
         }
@@ -570,7 +573,6 @@ pub async fn run_cosigner(shared: Arc<Shared>, mut shutdown: watch::Receiver<boo
                             Ok(_) => {
                                 done = size;
                                 shared.finals.send_replace(Some(checkpoint));
-                                shared.metrics.finalised(size);
                                 shared.metrics.finalised(size);
                             }
                             Err(e) => {

@@ -722,17 +722,15 @@ pub async fn request_cosignature(
     size: u64,
     timeout: Duration,
 ) -> Result<String, NetworkError> {
-    let mut client = RaftClient::new(channels.channel(node)?);
-    let mut request = Request::new(CosignRequest { size });
-    request.set_timeout(timeout);
-    match tokio::time::timeout(timeout, client.cosign_checkpoint(request)).await {
-        Err(_elapsed) => Err(NetworkError::Timeout { node, timeout }),
-        Ok(Err(status)) => Err(NetworkError::Status {
-            node,
-            status: Box::new(status),
-        }),
-        Ok(Ok(response)) => Ok(response.into_inner().signed_checkpoint),
-    }
+    let response = call_peer(
+        channels,
+        node,
+        timeout,
+        CosignRequest { size },
+        |mut client, request| async move { client.cosign_checkpoint(request).await },
+    )
+    .await?;
+    Ok(response.signed_checkpoint)
 }
 
 /// Pushes this node's signed note `note` to peer `node` (`Raft.OfferCosignature`) on
@@ -743,18 +741,44 @@ pub async fn offer_cosignature(
     note: String,
     timeout: Duration,
 ) -> Result<(), NetworkError> {
-    let mut client = RaftClient::new(channels.channel(node)?);
-    let mut request = Request::new(CosignOffer {
+    let offer = CosignOffer {
         signed_checkpoint: note,
-    });
+    };
+    call_peer(
+        channels,
+        node,
+        timeout,
+        offer,
+        |mut client, request| async move { client.offer_cosignature(request).await },
+    )
+    .await?;
+    Ok(())
+}
+
+/// One unary call to peer `node` on the shared channel to it: `timeout` is both the
+/// gRPC deadline the peer sees and a local bound on connecting and waiting, so a peer
+/// that never answers costs at most `timeout`.
+async fn call_peer<M, R, F, Fut>(
+    channels: &PeerChannels,
+    node: NodeId,
+    timeout: Duration,
+    message: M,
+    call: F,
+) -> Result<R, NetworkError>
+where
+    F: FnOnce(RaftClient<Channel>, Request<M>) -> Fut,
+    Fut: std::future::Future<Output = Result<Response<R>, Status>>,
+{
+    let client = raft_client(channels.channel(node)?);
+    let mut request = Request::new(message);
     request.set_timeout(timeout);
-    match tokio::time::timeout(timeout, client.offer_cosignature(request)).await {
+    match tokio::time::timeout(timeout, call(client, request)).await {
         Err(_elapsed) => Err(NetworkError::Timeout { node, timeout }),
         Ok(Err(status)) => Err(NetworkError::Status {
             node,
             status: Box::new(status),
         }),
-        Ok(Ok(_)) => Ok(()),
+        Ok(Ok(response)) => Ok(response.into_inner()),
     }
 }
 

@@ -21,9 +21,9 @@ use std::time::Duration;
 
 use bboard_core::board::{BatchApplier, BoardView, Outcome, RejectCode, Rejection};
 use bboard_core::checkpoint::SignedCheckpoint;
-use bboard_core::election::tracking_code_of;
+use bboard_core::election::envelope_tracking_code;
 use bboard_core::envelope::{EnvelopeId, SignedEnvelope};
-use bboard_core::leaf::{decode_leaf_known, leaf_hash, LeafRecord};
+use bboard_core::leaf::{leaf_hash, LeafRecord};
 use bboard_core::pb;
 use bboard_merkle::{Hash, LeafIndex, TreeSize};
 use bboard_proto::v1::board_server::{Board, BoardServer};
@@ -122,11 +122,9 @@ impl BoardService {
             .board
             .with_merkle(|m| Ok(m.inclusion_proof(LeafIndex(index), size)?))
             .map_err(internal)?;
-        // The leaf was verified when it was applied; with the envelope just verified in
-        // hand, reading its tracking code needs no signature check.
-        let tracking_code = decode_leaf_known(&leaf_data, |_| Some(sent.clone()))
-            .ok()
-            .and_then(|record| tracking_code_of(&record))
+        // The leaf holds an envelope with `sent`'s id, so its body and tracking code
+        // are `sent`'s: no need to decode the stored leaf.
+        let tracking_code = envelope_tracking_code(sent)
             .map(hex::encode)
             .unwrap_or_default();
         Ok(pb::AppendResponse {
