@@ -22,7 +22,9 @@
 //! * an append-only, write-once [`NodeStore`] abstraction of complete
 //!   subtrees with an in-memory implementation, [`MemoryNodeStore`];
 //! * [`MerkleTree`], the store-backed tree: O(log n) append, historical
-//!   roots and proofs for any size up to the current one.
+//!   roots and proofs for any size up to the current one;
+//! * [`Frontier`], the root of a stream of leaf hashes in O(log n) memory, for
+//!   checking a whole stored tree without holding it.
 //!
 //! The crate does no I/O and no async, and never panics on untrusted input
 //! (proofs, indices and sizes received from peers): every problem is a typed
@@ -43,6 +45,7 @@
 //! ```
 #![forbid(unsafe_code)]
 
+mod frontier;
 mod hash;
 mod hasher;
 pub mod reference;
@@ -50,6 +53,7 @@ mod store;
 mod tree;
 mod verify;
 
+pub use frontier::Frontier;
 pub use hash::{Hash, HashError, LeafIndex, TreeSize, HASH_LEN};
 pub use hasher::{Blake3Hasher, Sha256Hasher, TreeHasher};
 pub use reference::{

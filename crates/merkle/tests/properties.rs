@@ -7,8 +7,8 @@
 
 use bboard_merkle::{
     consistency_proof_of_leaf_hashes, inclusion_proof_of_leaf_hashes, root_from_inclusion_proof,
-    root_of_leaf_hashes, verify_consistency, verify_inclusion, Blake3Hasher, Hash, LeafIndex,
-    MemoryNodeStore, MerkleError, MerkleTree, Sha256Hasher, TreeHasher, TreeSize,
+    root_of_leaf_hashes, verify_consistency, verify_inclusion, Blake3Hasher, Frontier, Hash,
+    LeafIndex, MemoryNodeStore, MerkleError, MerkleTree, Sha256Hasher, TreeHasher, TreeSize,
 };
 use proptest::prelude::*;
 
@@ -54,6 +54,11 @@ fn check_roots<H: TreeHasher>(hasher: H, n: usize, seed: u64, chunk: usize, pick
     let tree = build(&hasher, &leaves, chunk);
     assert_eq!(tree.size(), TreeSize(n as u64));
     assert_eq!(tree.root().unwrap(), root_of_leaf_hashes(&hasher, &leaves));
+    // The streaming frontier agrees with the store-backed tree.
+    let mut frontier = Frontier::new(hasher.clone());
+    leaves.iter().for_each(|leaf| frontier.append(*leaf));
+    assert_eq!(frontier.size(), tree.size());
+    assert_eq!(frontier.root(), tree.root().unwrap());
     for (i, leaf) in leaves.iter().enumerate() {
         assert_eq!(tree.leaf_hash(LeafIndex(i as u64)).unwrap(), *leaf);
     }
