@@ -49,7 +49,7 @@ pub struct BenchArgs {
     /// Nodes to load (host:port, repeatable; needs --trusted-keys, --origin and
     /// --key). Without any, a local cluster of --nodes processes is started.
     #[arg(long = "endpoint", value_name = "HOST:PORT")]
-    endpoints: Vec<String>,
+    pub(crate) endpoints: Vec<String>,
     #[command(flatten)]
     trust: TrustArgs,
     /// Key to sign the entries with (registered on the board), with --endpoint.
@@ -57,21 +57,21 @@ pub struct BenchArgs {
     key: Option<PathBuf>,
     /// Nodes of the local cluster started without --endpoint.
     #[arg(long, default_value_t = 3)]
-    nodes: u64,
+    pub(crate) nodes: u64,
     /// Where the local cluster keeps its data (a fresh subdirectory, removed at the
     /// end). Use the disk the nodes would use: on tmpfs an fsync costs nothing.
     #[arg(long, value_name = "DIR", default_value_os_t = std::env::temp_dir())]
-    data_dir: PathBuf,
+    pub(crate) data_dir: PathBuf,
     /// Concurrent clients, each with its own connections.
     #[arg(long, default_value_t = 1)]
-    clients: usize,
+    pub(crate) clients: usize,
     /// Open loop: appends per second in total, spread over the clients (default:
     /// closed loop).
     #[arg(long, value_name = "PER_SECOND")]
     rate: Option<f64>,
     /// Bytes of each entry's note text.
     #[arg(long, default_value_t = 256)]
-    value_size: usize,
+    pub(crate) value_size: usize,
     /// Seconds to measure for.
     #[arg(long, default_value_t = 10)]
     duration: u64,
@@ -83,7 +83,7 @@ pub struct BenchArgs {
     warmup: u64,
     /// Print one JSON object instead of the table.
     #[arg(long)]
-    json: bool,
+    pub(crate) json: bool,
     /// Give each client its own memo of verified checkpoints, as terminals on separate
     /// machines have (default: the clients of this process share one, so a checkpoint
     /// that many receipts carry has its signatures checked once per process; every
@@ -96,6 +96,10 @@ pub struct BenchArgs {
     /// With --workload proofs: entries appended first, whose proofs are then asked for.
     #[arg(long, default_value_t = 2000)]
     prefill: u64,
+    /// With --workload scale: the board sizes to grow the board to and measure at
+    /// (comma-separated, ascending).
+    #[arg(long, value_delimiter = ',', default_value = "10000,100000,1000000")]
+    pub(crate) sizes: Vec<u64>,
 }
 
 /// What the bench clients do.
@@ -106,6 +110,10 @@ pub enum Workload {
     /// Fetch inclusion proofs of existing entries in the latest checkpoint, each timed
     /// to the verified proof.
     Proofs,
+    /// Grow a local board through each of --sizes and measure, at each, what a board
+    /// that size costs: disk per entry, a node's restart time and memory, and the
+    /// latency of verified inclusion proofs.
+    Scale,
 }
 
 /// Most entries `--prefill` appends.
@@ -114,11 +122,11 @@ const MAX_PREFILL: u64 = 1_000_000;
 /// Latency percentiles, in milliseconds.
 #[derive(Serialize, Debug, Default, PartialEq)]
 pub struct Latency {
-    p50: f64,
-    p90: f64,
-    p99: f64,
-    p999: f64,
-    max: f64,
+    pub(crate) p50: f64,
+    pub(crate) p90: f64,
+    pub(crate) p99: f64,
+    pub(crate) p999: f64,
+    pub(crate) max: f64,
 }
 
 /// What one run measured (the `--json` output).
@@ -140,7 +148,7 @@ pub struct BenchReport {
 }
 
 /// Percentiles of `micros` (sorted in place).
-fn latency(micros: &mut [u32]) -> Latency {
+pub(crate) fn latency(micros: &mut [u32]) -> Latency {
     if micros.is_empty() {
         return Latency::default();
     }
@@ -159,7 +167,7 @@ fn latency(micros: &mut [u32]) -> Latency {
 }
 
 /// The kind of a failed append, for the error counts.
-fn error_kind(error: &ClientError) -> String {
+pub(crate) fn error_kind(error: &ClientError) -> String {
     match error {
         ClientError::Rejected { code, .. } | ClientError::Rpc { code, .. } => format!("{code:?}"),
         ClientError::OutcomeUnknown { .. } => "OutcomeUnknown".into(),
@@ -170,11 +178,14 @@ fn error_kind(error: &ClientError) -> String {
 }
 
 /// A local cluster of node processes, killed when dropped.
-struct LocalCluster {
+pub(crate) struct LocalCluster {
     children: Vec<Child>,
-    endpoints: Vec<String>,
-    authority: SigningKey,
-    dir: tempfile::TempDir,
+    pub(crate) endpoints: Vec<String>,
+    pub(crate) authority: SigningKey,
+    pub(crate) dir: tempfile::TempDir,
+    /// Each node's configuration, by position (node id − 1).
+    pub(crate) configs: Vec<bboard_node::config::NodeConfig>,
+    exe: PathBuf,
 }
 
 impl Drop for LocalCluster {
@@ -189,7 +200,7 @@ impl Drop for LocalCluster {
 impl LocalCluster {
     /// Writes and starts `nodes` node processes, waits for a leader and posts the
     /// genesis.
-    async fn start(nodes: u64, parent: &Path) -> Result<LocalCluster> {
+    pub(crate) async fn start(nodes: u64, parent: &Path) -> Result<LocalCluster> {
         let dir = tempfile::Builder::new()
             .prefix("bboard-bench-")
             .tempdir_in(parent)
@@ -202,28 +213,20 @@ impl LocalCluster {
             endpoints: Vec::new(),
             authority,
             dir,
+            configs: Vec::new(),
+            exe,
         };
-        let mut configs = Vec::new();
         for id in 1..=nodes {
-            let path = config_path(cluster.dir.path(), id);
-            let config = bboard_node::config::NodeConfig::load(&path)?;
-            let log = std::fs::File::create(cluster.dir.path().join(format!("node{id}.log")))
-                .context("creating a node log")?;
-            let child = Command::new(&exe)
-                .args(["node", "run", "--config"])
-                .arg(&path)
-                .stdin(Stdio::null())
-                .stdout(log.try_clone().context("node log")?)
-                .stderr(log)
-                .spawn()
-                .with_context(|| format!("starting node {id}"))?;
-            cluster.children.push(child);
+            let config =
+                bboard_node::config::NodeConfig::load(&config_path(cluster.dir.path(), id))?;
             cluster.endpoints.push(config.listen.to_string());
-            configs.push(config);
+            cluster.configs.push(config);
+            let child = cluster.spawn(id as usize - 1)?;
+            cluster.children.push(child);
         }
         post_genesis(
             cluster.dir.path(),
-            &configs,
+            &cluster.configs,
             &cluster.authority,
             &cluster.endpoints[0],
         )
@@ -231,7 +234,41 @@ impl LocalCluster {
         Ok(cluster)
     }
 
-    fn policy(&self) -> Result<CosignaturePolicy> {
+    /// Starts the process of the node at `position`, appending to its log.
+    fn spawn(&self, position: usize) -> Result<Child> {
+        let id = position + 1;
+        let log = std::fs::OpenOptions::new()
+            .create(true)
+            .append(true)
+            .open(self.dir.path().join(format!("node{id}.log")))
+            .context("opening a node log")?;
+        Command::new(&self.exe)
+            .args(["node", "run", "--config"])
+            .arg(config_path(self.dir.path(), id as u64))
+            .stdin(Stdio::null())
+            .stdout(log.try_clone().context("node log")?)
+            .stderr(log)
+            .spawn()
+            .with_context(|| format!("starting node {id}"))
+    }
+
+    /// Kills the node at `position` (as a crash would: no clean shutdown).
+    pub(crate) fn kill(&mut self, position: usize) -> Result<()> {
+        let child = &mut self.children[position];
+        child.kill().context("killing a node")?;
+        child.wait().context("waiting for a killed node")?;
+        Ok(())
+    }
+
+    /// Starts the node at `position` again; its process id.
+    pub(crate) fn restart(&mut self, position: usize) -> Result<u32> {
+        let child = self.spawn(position)?;
+        let pid = child.id();
+        self.children[position] = child;
+        Ok(pid)
+    }
+
+    pub(crate) fn policy(&self) -> Result<CosignaturePolicy> {
         let keys = crate::read_verifier_keys(&self.dir.path().join("trusted-keys.txt"))?;
         Ok(CosignaturePolicy::majority(LOCAL_ORIGIN, keys)?)
     }
@@ -285,7 +322,11 @@ struct Run {
 }
 
 /// A note of `size` random printable bytes, signed by `key`.
-fn envelope(key: &SigningKey, size: usize, rng: &mut rand::rngs::StdRng) -> SignedEnvelope {
+pub(crate) fn envelope(
+    key: &SigningKey,
+    size: usize,
+    rng: &mut rand::rngs::StdRng,
+) -> SignedEnvelope {
     let text: String = (0..size)
         .map(|_| char::from(rng.sample(rand::distributions::Alphanumeric)))
         .collect();
@@ -392,7 +433,7 @@ async fn prefill(
 /// Waits (at most 30 s) until every node's latest final checkpoint covers `size`
 /// leaves, so that every proof asked for exists on the node asked: a follower's final
 /// checkpoint trails the leader's receipts by a push.
-async fn wait_until_final_everywhere(endpoints: &[String], size: u64) -> Result<()> {
+pub(crate) async fn wait_until_final_everywhere(endpoints: &[String], size: u64) -> Result<()> {
     let deadline = Instant::now() + Duration::from_secs(30);
     for endpoint in endpoints {
         let mut node =
@@ -418,7 +459,7 @@ async fn wait_until_final_everywhere(endpoints: &[String], size: u64) -> Result<
 }
 
 /// Fetches the proof of one known entry from one node and verifies it.
-async fn verified_proof(
+pub(crate) async fn verified_proof(
     node: &mut bboard_proto::v1::board_client::BoardClient<tonic::transport::Channel>,
     policy: &CosignaturePolicy,
     memo: &bboard_client::CheckpointMemo,
@@ -508,6 +549,9 @@ pub fn run(args: BenchArgs) -> Result<()> {
         args.workload == Workload::Appends || (1..=MAX_PREFILL).contains(&args.prefill),
         "--prefill must be between 1 and {MAX_PREFILL}"
     );
+    if args.workload == Workload::Scale {
+        return runtime()?.block_on(crate::bench_scale::run(args));
+    }
     if let Some(rate) = args.rate {
         ensure!(
             rate.is_finite() && rate > 0.0 && rate <= 1e6,
@@ -567,7 +611,8 @@ async fn run_async(args: BenchArgs, duration: Duration, limit: u64) -> Result<()
         ..ClientOptions::default()
     };
     let known = match args.workload {
-        Workload::Appends => None,
+        // Scale runs are dispatched before any of this.
+        Workload::Appends | Workload::Scale => None,
         Workload::Proofs => {
             if !args.json {
                 eprintln!(
@@ -640,7 +685,7 @@ async fn run_async(args: BenchArgs, duration: Duration, limit: u64) -> Result<()
     let report = BenchReport {
         system: "bboard",
         workload: match args.workload {
-            Workload::Appends => "appends",
+            Workload::Appends | Workload::Scale => "appends",
             Workload::Proofs => "inclusion proofs",
         },
         clients: args.clients,

@@ -8,6 +8,7 @@ mod alarm_cmds;
 mod audit_cmds;
 mod authorisation;
 mod bench;
+mod bench_scale;
 mod board_cmds;
 mod demo;
 mod devcluster;

@@ -52,11 +52,31 @@ fn appends_and_proofs_are_measured_to_a_verified_answer() {
 }
 
 #[test]
+fn scale_measures_the_board_at_each_size_after_a_restart() {
+    let report = bench(&["--workload", "scale", "--sizes", "40,120", "--clients", "4"]);
+    assert_eq!(report["workload"], "scale");
+    let rows = report["rows"].as_array().unwrap();
+    assert_eq!(rows.len(), 2, "{report}");
+    for (row, size) in rows.iter().zip([40, 120]) {
+        assert!(row["entries"].as_u64().unwrap() >= size, "{row}");
+        // A real store holds at least the leaves it was given.
+        assert!(row["disk_to_leaf_ratio"].as_f64().unwrap() >= 1.0, "{row}");
+        assert!(row["restart_s"].as_f64().unwrap() > 0.0, "{row}");
+        assert!(
+            row["proof_latency_ms"]["p99"].as_f64().unwrap() > 0.0,
+            "{row}"
+        );
+    }
+}
+
+#[test]
 fn bad_settings_are_refused_before_anything_starts() {
     for args in [
         &["--clients", "0"][..],
         &["--workload", "proofs", "--prefill", "0"][..],
         &["--count", "0"][..],
+        &["--workload", "scale", "--sizes", "1000,100"][..],
+        &["--workload", "scale", "--endpoint", "127.0.0.1:1"][..],
     ] {
         let output = Command::new(BIN).arg("bench").args(args).output().unwrap();
         assert!(!output.status.success(), "{args:?} was accepted");
