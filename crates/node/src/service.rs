@@ -446,6 +446,16 @@ impl Board for BoardService {
         let (checkpoint, _) = self.checkpoint_of_size(request.tree_size).await?;
         let size = checkpoint.checkpoint().size;
         if index >= size.0 {
+            // A leaf this node has applied but that its latest final checkpoint does
+            // not cover yet (a follower's final trails a receipt by a push) exists:
+            // the reader should retry, not conclude it is absent.
+            let applied = self.shared.board.size().map_err(internal)?;
+            if request.tree_size == 0 && index < applied {
+                return Err(Status::unavailable(format!(
+                    "leaf {index} is on the board, but this node's latest final checkpoint (size {}) does not cover it yet; retry shortly",
+                    size.0
+                )));
+            }
             return Err(Status::out_of_range(format!(
                 "leaf {index} is not in the tree of size {}",
                 size.0
