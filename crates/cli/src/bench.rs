@@ -473,11 +473,15 @@ pub(crate) async fn verified_proof(
         .await
         .map_err(|status| format!("{:?}", status.code()))?
         .into_inner();
-    let signed = bboard_core::checkpoint::SignedCheckpoint::parse(&response.signed_checkpoint)
-        .map_err(|_| "MalformedCheckpoint".to_string())?;
+    // A note seen before is answered by the memo without being parsed again.
     let checkpoint = memo
-        .verify(policy, &signed)
-        .map_err(|_| "Verification".to_string())?;
+        .verify_note(policy, &response.signed_checkpoint)
+        .map_err(|e| match e {
+            bboard_core::Error::MalformedCheckpoint(_)
+            | bboard_core::Error::MalformedNote(_)
+            | bboard_core::Error::TooLarge { .. } => "MalformedCheckpoint".to_string(),
+            _ => "Verification".to_string(),
+        })?;
     let proof = response
         .proof
         .iter()

@@ -269,7 +269,7 @@ fn progress_bar(hidden: bool, count: u64) -> indicatif::ProgressBar {
 
 /// The board size node `endpoint` reports.
 async fn board_size(endpoint: &str) -> Result<u64> {
-    let mut node = status_client(endpoint).await?;
+    let mut node = node_client(endpoint).await?;
     Ok(node
         .status(pb::StatusRequest {})
         .await
@@ -278,7 +278,7 @@ async fn board_size(endpoint: &str) -> Result<u64> {
         .tree_size)
 }
 
-async fn status_client(
+async fn node_client(
     endpoint: &str,
 ) -> Result<bboard_proto::v1::board_client::BoardClient<tonic::transport::Channel>> {
     bboard_proto::v1::board_client::BoardClient::connect(format!("http://{endpoint}"))
@@ -316,7 +316,7 @@ async fn proofs(
         !samples.is_empty(),
         "no entries were sampled to ask proofs of"
     );
-    let mut node = status_client(endpoint).await?;
+    let mut node = node_client(endpoint).await?;
     let memo = bboard_client::CheckpointMemo::new();
     let mut rng = rand::rngs::StdRng::seed_from_u64(7);
     let mut micros = Vec::with_capacity(PROOFS_PER_SIZE);
